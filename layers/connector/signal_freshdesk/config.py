@@ -1,0 +1,133 @@
+"""Settings from the environment and credentials from the secret: plain data, no AWS imports."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+CONSENT_MODES = ("require", "tag_only", "off")
+PLACEHOLDER_PREFIX = "REPLACE_WITH"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_FRESHDESK_URL = re.compile(r"^https?://([^./:]+)\.freshdesk\.com/?$", re.IGNORECASE)
+
+
+class ConfigError(Exception):
+    """The deployment is misconfigured; the message says what to fix and never holds a secret."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret_id: str = ""
+    retry_queue_url: str = ""
+    dlq_url: str = ""
+    base_url_override: str = ""
+    default_phone_region: str = "GB"
+    consent_mode: str = "require"
+    max_attempts: int = 8
+    max_retry_age_seconds: int = 86_400
+    connect_timeout: float = 3.05
+    read_timeout: float = 10.0
+    batch_concurrency: int = 8
+    # Time kept back from the Lambda deadline (and from API Gateway's 30 s) to queue what is left.
+    deadline_margin_seconds: float = 4.0
+    webhook_deadline_seconds: float = 29.0
+    secret_max_age_seconds: float = 300.0
+    max_body_bytes: int = 1024 * 1024
+    max_batch_events: int = 100
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        consent_mode = env.get("CONSENT_MODE", "require").strip().lower() or "require"
+        if consent_mode not in CONSENT_MODES:
+            raise ConfigError(f"CONSENT_MODE must be one of {', '.join(CONSENT_MODES)}, not {consent_mode!r}")
+        region = env.get("DEFAULT_PHONE_REGION", "GB").strip().upper() or "GB"
+        if not re.fullmatch(r"[A-Z]{2}", region):
+            raise ConfigError(f"DEFAULT_PHONE_REGION must be a two-letter ISO region such as GB, not {region!r}")
+        return cls(
+            secret_id=env.get("FRESHDESK_SECRET_ID", "").strip(),
+            retry_queue_url=env.get("RETRY_QUEUE_URL", "").strip(),
+            dlq_url=env.get("DLQ_URL", "").strip(),
+            base_url_override=env.get("FRESHDESK_BASE_URL", "").strip().rstrip("/"),
+            default_phone_region=region,
+            consent_mode=consent_mode,
+            max_attempts=_int(env, "MAX_ATTEMPTS", cls.max_attempts, minimum=1),
+            max_retry_age_seconds=_int(env, "MAX_RETRY_AGE_SECONDS", cls.max_retry_age_seconds, minimum=60),
+            connect_timeout=_float(env, "FRESHDESK_CONNECT_TIMEOUT", cls.connect_timeout),
+            read_timeout=_float(env, "FRESHDESK_READ_TIMEOUT", cls.read_timeout),
+            batch_concurrency=_int(env, "BATCH_CONCURRENCY", cls.batch_concurrency, minimum=1),
+            secret_max_age_seconds=_float(env, "SECRET_MAX_AGE_SECONDS", cls.secret_max_age_seconds),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Credentials:
+    domain: str
+    api_key: str = field(repr=False)
+    webhook_token: str = field(repr=False)
+
+    def base_url(self, override: str = "") -> str:
+        return override or f"https://{self.domain}.freshdesk.com"
+
+
+def normalise_domain(raw: object) -> str:
+    """Reduce a configured Freshdesk domain to its subdomain, refusing anything that could point elsewhere."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError("the secret's 'domain' is missing: set it to your Freshdesk subdomain, e.g. acme")
+    value = raw.strip()
+    if value.startswith(PLACEHOLDER_PREFIX):
+        raise ConfigError("the secret's 'domain' still holds its placeholder: set it to your Freshdesk subdomain")
+    url = _FRESHDESK_URL.match(value)
+    if url:
+        value = url.group(1)
+    value = value.lower()
+    if not _DNS_LABEL.match(value):
+        raise ConfigError(
+            "the secret's 'domain' must be only your Freshdesk subdomain (letters, digits, hyphens), "
+            "e.g. acme for https://acme.freshdesk.com"
+        )
+    return value
+
+
+def parse_credentials(secret: object) -> Credentials:
+    if not isinstance(secret, dict):
+        raise ConfigError("the secret must be a JSON object with domain, api_key and webhook_token")
+    domain = normalise_domain(secret.get("domain"))
+    api_key = secret.get("api_key")
+    if not isinstance(api_key, str) or not api_key.strip():
+        raise ConfigError("the secret's 'api_key' is missing: paste the API key from your Freshdesk profile")
+    if api_key.strip().startswith(PLACEHOLDER_PREFIX):
+        raise ConfigError("the secret's 'api_key' still holds its placeholder: paste your Freshdesk API key")
+    token = secret.get("webhook_token")
+    if not isinstance(token, str) or len(token.strip()) < 16:
+        raise ConfigError("the secret's 'webhook_token' is missing or shorter than 16 characters")
+    return Credentials(domain=domain, api_key=api_key.strip(), webhook_token=token.strip())

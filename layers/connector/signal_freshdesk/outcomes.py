@@ -1,0 +1,195 @@
+"""What each Freshdesk answer means for an event: pure rules, no I/O."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Mapping
+
+from .preset import Operation
+
+MAX_SQS_DELAY = 900
+BACKOFF_BASE_SECONDS = 10
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    UPDATED = "updated"
+    CONFLICT = "conflict"
+    QUEUED = "queued"
+    REJECTED = "rejected"
+    DROPPED = "dropped"
+    # Not a terminal state of an accepted event: the webhook could not secure it and answers 503.
+    FAILED = "failed"
+
+    @property
+    def is_final_success(self) -> bool:
+        return self in (Outcome.DELIVERED, Outcome.UPDATED, Outcome.CONFLICT)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP exchange with Freshdesk. `status` is None when no answer came (timeout, connection error)."""
+
+    status: int | None
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+class Action(StrEnum):
+    DONE = "done"
+    UPDATE = "update"
+    RETRY = "retry"
+    REAUTH = "reauth"
+    RESEND_WITHOUT = "resend_without"
+    REJECT = "reject"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    outcome: Outcome | None = None
+    contact_id: int | None = None
+    fields: tuple[str, ...] = ()
+    warning: str = ""
+
+
+def existing_contact_ids(body: Any) -> list[int]:
+    """Distinct contact ids named by a 409's `errors[].additional_info.user_id`, in order."""
+    ids: list[int] = []
+    for error in _errors(body):
+        info = error.get("additional_info")
+        user_id = info.get("user_id") if isinstance(info, Mapping) else None
+        if isinstance(user_id, int) and not isinstance(user_id, bool) and user_id not in ids:
+            ids.append(user_id)
+    return ids
+
+
+def optional_invalid_fields(body: Any, contact: Mapping[str, Any]) -> tuple[str, ...]:
+    """Fields a 400 `invalid_field` rejected that the contact can do without, or () when any error is another kind.
+
+    Optional means a `custom_fields` key we sent, or `unique_external_id` (an account without that feature).
+    """
+    errors = _errors(body)
+    if not errors:
+        return ()
+    custom = contact.get("custom_fields") or {}
+    fields: list[str] = []
+    for error in errors:
+        name = error.get("field")
+        if error.get("code") != "invalid_field" or not isinstance(name, str):
+            return ()
+        if name.startswith("cf_"):
+            name = name[3:]
+        if name in custom or (name == "unique_external_id" and "unique_external_id" in contact):
+            fields.append(name)
+        else:
+            return ()
+    return tuple(dict.fromkeys(fields))
+
+
+def without_fields(contact: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    trimmed = dict(contact)
+    custom = {k: v for k, v in (contact.get("custom_fields") or {}).items() if k not in fields}
+    trimmed.pop("custom_fields", None)
+    if custom:
+        trimmed["custom_fields"] = custom
+    if "unique_external_id" in fields:
+        trimmed.pop("unique_external_id", None)
+    return trimmed
+
+
+def merge_tags(existing: Any, ours: list[str]) -> list[str]:
+    """Freshdesk's PUT replaces the tag list: keep the contact's tags and add ours."""
+    current = [tag for tag in existing if isinstance(tag, str)] if isinstance(existing, list) else []
+    return list(dict.fromkeys([*current, *ours]))
+
+
+def retry_after_seconds(answer: Answer) -> int | None:
+    raw = answer.header("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0, int(float(raw.strip())))
+    except ValueError:
+        return None
+
+
+def backoff_delay(attempt: int, retry_after: int | None = None, rng: random.Random | None = None) -> int:
+    """Seconds to wait before attempt `attempt + 1`: Retry-After when given, else exponential with jitter.
+
+    Capped at SQS's 900 s per-message delay.
+    """
+    if retry_after is not None:
+        return min(max(retry_after, 1), MAX_SQS_DELAY)
+    ceiling = min(MAX_SQS_DELAY, BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0))
+    draw = (rng or random).uniform(ceiling / 2, ceiling)
+    return max(1, min(MAX_SQS_DELAY, round(draw)))
+
+
+def judge_create(operation: Operation, answer: Answer, contact: Mapping[str, Any]) -> Verdict:
+    """What a `POST /contacts` answer means."""
+    status = answer.status
+    if status == 201:
+        return Verdict(Action.DONE, Outcome.DELIVERED, contact_id=_id_of(answer.body))
+    if status == 409:
+        if operation is Operation.SIGN_UP:
+            return Verdict(Action.DONE, Outcome.CONFLICT)
+        ids = existing_contact_ids(answer.body)
+        if len(ids) == 1:
+            return Verdict(Action.UPDATE, contact_id=ids[0])
+        warning = ("the 409 names several contacts; not guessing which to update" if ids
+                   else "the 409 names no existing contact to update")
+        return Verdict(Action.DONE, Outcome.CONFLICT, warning=warning)
+    return _judge_common(answer, contact)
+
+
+def judge_update(answer: Answer, contact: Mapping[str, Any]) -> Verdict:
+    """What a `PUT /contacts/{id}` answer means."""
+    if answer.status == 200:
+        return Verdict(Action.DONE, Outcome.UPDATED, contact_id=_id_of(answer.body))
+    if answer.status == 409:
+        return Verdict(Action.DONE, Outcome.CONFLICT,
+                       warning="the update clashes with another contact's email or external id")
+    return _judge_common(answer, contact)
+
+
+def judge_read(answer: Answer) -> Verdict:
+    """What a `GET /contacts/{id}` answer (read before merging tags) means."""
+    if answer.status == 200:
+        return Verdict(Action.DONE)
+    return _judge_common(answer, {})
+
+
+def _judge_common(answer: Answer, contact: Mapping[str, Any]) -> Verdict:
+    status = answer.status
+    if status is None or status == 429 or status >= 500:
+        return Verdict(Action.RETRY, Outcome.QUEUED)
+    if status == 401:
+        return Verdict(Action.REAUTH, Outcome.REJECTED)
+    if status == 400:
+        fields = optional_invalid_fields(answer.body, contact)
+        if fields:
+            return Verdict(Action.RESEND_WITHOUT, fields=fields)
+    if 200 <= status < 300:
+        return Verdict(Action.DONE, Outcome.DELIVERED, contact_id=_id_of(answer.body))
+    return Verdict(Action.REJECT, Outcome.REJECTED)
+
+
+def _errors(body: Any) -> list[Mapping[str, Any]]:
+    errors = body.get("errors") if isinstance(body, Mapping) else None
+    return [e for e in errors if isinstance(e, Mapping)] if isinstance(errors, list) else []
+
+
+def _id_of(body: Any) -> int | None:
+    value = body.get("id") if isinstance(body, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

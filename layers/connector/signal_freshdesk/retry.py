@@ -1,0 +1,99 @@
+"""The retry side: re-deliver queued events, re-queue with backoff, park what cannot be delivered."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Mapping
+
+from .delivery import Result
+from .observability import count, logger
+from .outcomes import Outcome
+from .pipeline import attempt_event, make_envelope, secure
+from .runtime import Runtime, get_runtime
+from .sqs import QueueError
+
+# Keep this much of the function's time in hand; records not started by then go back to the queue.
+TIME_RESERVE_SECONDS = 5.0
+
+
+def handle_retry_batch(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    runtime = get_runtime()
+    records = event.get("Records") or []
+    failures: list[dict[str, str]] = []
+    deadline = _deadline(context, runtime)
+    start_by = deadline - runtime.settings.read_timeout
+    for record in records:
+        sqs_message_id = str(record.get("messageId", ""))
+        if time.monotonic() >= start_by:
+            failures.append({"itemIdentifier": sqs_message_id})
+            continue
+        try:
+            ok = retry_record(record, runtime, deadline=deadline)
+        except Exception:
+            logger.exception("unexpected error in the retry function; the record returns to the queue",
+                             extra={"sqsMessageId": sqs_message_id})
+            ok = False
+        if not ok:
+            failures.append({"itemIdentifier": sqs_message_id})
+    return {"batchItemFailures": failures}
+
+
+def retry_record(record: Mapping[str, Any], runtime: Runtime, *, deadline: float) -> bool:
+    """Handle one SQS record. True when the record may be deleted (its event is final or secured again)."""
+    envelope = parse_envelope(record.get("body"))
+    if envelope is None:
+        return park_unreadable(record, runtime)
+    event = envelope["event"]
+    attempts = int(envelope.get("attempts") or 0)
+    first_seen = float(envelope.get("first_seen") or time.time())
+    result = attempt_event(event, runtime, deadline=deadline)
+    made = attempts + int(result.attempted)
+    secured = secure(event, result, runtime, attempts=made, first_seen=first_seen)
+    note(secured, made)
+    return secured.outcome is not Outcome.FAILED
+
+
+def parse_envelope(body: Any) -> dict[str, Any] | None:
+    try:
+        envelope = json.loads(body) if isinstance(body, str) else None
+    except ValueError:
+        return None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("event"), dict):
+        return None
+    return envelope
+
+
+def park_unreadable(record: Mapping[str, Any], runtime: Runtime) -> bool:
+    logger.error("retry message is not an envelope; parking it", extra={"sqsMessageId": record.get("messageId")})
+    envelope = {"v": 1, "messageId": "", "outcome": "unreadable", "attempts": 0, "first_seen": time.time(),
+                "last_error": {"status": None, "reason": "unreadable_message", "error": "", "body": None},
+                "raw": record.get("body")}
+    try:
+        runtime.queues.park(envelope)
+    except QueueError:
+        return False
+    count("unreadable_message")
+    return True
+
+
+def note(result: Result, attempts: int) -> None:
+    logger.info("retry processed", extra={"messageId": result.message_id, "outcome": result.outcome.value,
+                                          "status": result.status, "reason": result.reason, "attempts": attempts})
+    if result.dropped_fields:
+        logger.warning("Freshdesk refused optional fields; delivered without them",
+                       extra={"messageId": result.message_id, "fields": list(result.dropped_fields)})
+        for name in result.dropped_fields:
+            count(f"invalid_field_dropped_{name}")
+    if result.warning:
+        logger.warning(result.warning, extra={"messageId": result.message_id})
+    count(f"retry_{result.outcome.value}")
+    if result.reason == "retries_exhausted":
+        count("retries_exhausted")
+
+
+def _deadline(context: Any, runtime: Runtime) -> float:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    budget = remaining() / 1000 if callable(remaining) else 60.0
+    return time.monotonic() + max(0.0, budget - TIME_RESERVE_SECONDS)
+

@@ -1,0 +1,52 @@
+"""AWS Secrets Manager: read the connector's JSON secret. boto3 is imported on first use only."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from .config import ConfigError
+from .credentials import SecretUnavailable
+
+_client = None
+_client_lock = threading.Lock()
+
+
+def _secrets_client():
+    global _client
+    with _client_lock:
+        if _client is None:
+            import boto3
+
+            _client = boto3.client("secretsmanager")
+        return _client
+
+
+def reset_client() -> None:
+    global _client
+    _client = None
+
+
+def read_secret_json(secret_id: str) -> dict[str, Any]:
+    if not secret_id:
+        raise ConfigError("FRESHDESK_SECRET_ID is not set: it must name the connector's secret")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        response = _secrets_client().get_secret_value(SecretId=secret_id)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "ClientError")
+        if code == "ResourceNotFoundException":
+            raise ConfigError(f"the secret named by FRESHDESK_SECRET_ID does not exist ({code})") from None
+        raise SecretUnavailable(f"Secrets Manager refused GetSecretValue: {code}") from None
+    except BotoCoreError as exc:
+        raise SecretUnavailable(f"Secrets Manager could not be reached: {type(exc).__name__}") from None
+    text = response.get("SecretString")
+    if not text:
+        raise ConfigError("the secret has no SecretString: store it as JSON text")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ConfigError("the secret is not valid JSON: expected {\"domain\", \"api_key\", \"webhook_token\"}") from None
+    return value

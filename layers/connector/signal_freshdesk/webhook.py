@@ -1,0 +1,227 @@
+"""The ingest side: authenticate Signal's webhook call, read one event or a batch, answer per SPEC."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Mapping
+
+from .config import ConfigError
+from .credentials import SecretUnavailable
+from .delivery import Result
+from .observability import count, logger
+from .outcomes import Outcome
+from .pipeline import attempt_event, secure
+from .preset import message_id_of
+from .runtime import Runtime, get_runtime
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+# Below this much time to the deadline an event is queued instead of sent to Freshdesk.
+MIN_DELIVERY_WINDOW = 1.5
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def http_answer(status: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": dict(JSON_HEADERS),
+            "body": json.dumps(body, separators=(",", ":"), default=str)}
+
+
+def handle_webhook(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        runtime = get_runtime()
+        token = runtime.credentials.get().webhook_token
+    except (ConfigError, SecretUnavailable) as exc:
+        logger.error("connector is not configured or its secret is unreadable", extra={"error": str(exc)})
+        count("config_error")
+        return http_answer(503, {"outcome": "error",
+                                 "message": "the connector cannot read its configuration; see the ingest function's logs"})
+
+    denial = check_bearer_token(_headers(event), token)
+    if denial:
+        count("unauthorized")
+        return http_answer(401, {"outcome": "unauthorized", "message": denial})
+
+    try:
+        events, is_batch = read_events(event, runtime.settings.max_body_bytes, runtime.settings.max_batch_events)
+    except BadRequest as exc:
+        count("bad_request")
+        return http_answer(exc.status, {"outcome": "bad_request", "message": exc.message})
+
+    deadline = started + _time_budget(context, runtime)
+    results = process_events(events, runtime, deadline=deadline)
+    for result in results:
+        record(result)
+    if is_batch:
+        return batch_answer(results)
+    return single_answer(results[0])
+
+
+def check_bearer_token(headers: Mapping[str, str], token: str) -> str:
+    """The reason to refuse the call, or "" when the bearer token matches (compared in constant time)."""
+    presented = headers.get("authorization", "")
+    scheme, _, value = presented.strip().partition(" ")
+    if not presented.strip():
+        return "missing webhook token: send 'Authorization: Bearer <webhook_token>'"
+    if scheme.lower() != "bearer" or not value.strip():
+        return "the Authorization header must use the Bearer scheme with the webhook token"
+    if not hmac.compare_digest(value.strip().encode("utf-8"), token.encode("utf-8")):
+        return "the webhook token does not match this connector's webhook_token"
+    return ""
+
+
+def read_events(event: Mapping[str, Any], max_bytes: int, max_events: int) -> tuple[list[Any], bool]:
+    raw = event.get("body")
+    if raw is None or raw == "":
+        raise BadRequest(400, "the request has no body: send one Signal event or a batch as JSON")
+    if not isinstance(raw, str):
+        raise BadRequest(400, "the request body must be text")
+    if len(raw) > max_bytes * 4 // 3 + 4:
+        raise BadRequest(413, f"the body is larger than {max_bytes} bytes")
+    if event.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest(400, "the body is marked base64 but is not valid base64") from None
+    else:
+        data = raw.encode("utf-8", "surrogatepass")
+    if len(data) > max_bytes:
+        raise BadRequest(413, f"the body is larger than {max_bytes} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(400, "the body is not UTF-8 text") from None
+    try:
+        parsed = json.loads(text)
+    except RecursionError:
+        raise BadRequest(400, "the body is nested too deeply") from None
+    except ValueError as exc:
+        raise BadRequest(400, f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if isinstance(parsed, dict) and "batch" in parsed:
+        parsed = parsed["batch"]
+        if not isinstance(parsed, list):
+            raise BadRequest(400, "'batch' must be an array of events")
+    if isinstance(parsed, list):
+        if not parsed:
+            raise BadRequest(400, "the batch holds no events")
+        if len(parsed) > max_events:
+            raise BadRequest(413, f"the batch holds {len(parsed)} events; at most {max_events} are accepted per request")
+        return parsed, True
+    if isinstance(parsed, dict):
+        return [parsed], False
+    raise BadRequest(400, f"the body must be a JSON object (one event) or an array (a batch), not {type(parsed).__name__}")
+
+
+def process_events(events: list[Any], runtime: Runtime, *, deadline: float) -> list[Result]:
+    if len(events) == 1:
+        return [process_one(events[0], runtime, deadline)]
+    workers = max(1, min(runtime.settings.batch_concurrency, len(events)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
+        return list(pool.map(lambda item: process_one(item, runtime, deadline), events))
+
+
+def process_one(event: Any, runtime: Runtime, deadline: float) -> Result:
+    if not isinstance(event, dict):
+        # Refused, not accepted: the answer says so and nothing is parked.
+        return Result("", Outcome.REJECTED, 400, reason="not_an_event",
+                      error=f"each event must be a JSON object, not {type(event).__name__}")
+    late = "deadline" if deadline - time.monotonic() < MIN_DELIVERY_WINDOW else ""
+    try:
+        result = attempt_event(event, runtime, deadline=deadline, skip_delivery_reason=late)
+    except Exception:  # a bug must not lose the event: queue it for the retry function
+        logger.exception("unexpected error while delivering; queueing the event",
+                         extra={"messageId": message_id_of(event)})
+        result = Result(message_id_of(event), Outcome.QUEUED, reason="internal_error")
+    return secure(event, result, runtime, attempts=int(result.attempted))
+
+
+def record(result: Result) -> None:
+    extra = {"messageId": result.message_id, "outcome": result.outcome.value, "status": result.status,
+             "reason": result.reason}
+    if result.dropped_fields:
+        logger.warning("Freshdesk refused optional fields; delivered without them",
+                       extra={**extra, "fields": list(result.dropped_fields)})
+        for name in result.dropped_fields:
+            count(f"invalid_field_dropped_{name}")
+    if result.warning:
+        logger.warning(result.warning, extra=extra)
+    if result.error:
+        extra["error"] = result.error
+    logger.info("event processed", extra=extra)
+    count(result.outcome.value)
+    if result.outcome is Outcome.DROPPED:
+        count(f"dropped_{result.reason}")
+
+
+def result_summary(result: Result) -> dict[str, Any]:
+    summary: dict[str, Any] = {"messageId": result.message_id, "outcome": result.outcome.value,
+                               "status": answer_status(result)}
+    if result.contact_id is not None:
+        summary["contact_id"] = result.contact_id
+    if result.reason:
+        summary["reason"] = result.reason
+    if result.outcome is Outcome.QUEUED and result.retry_after is not None:
+        summary["retry_in_seconds"] = result.retry_after
+    if result.freshdesk_body is not None and result.outcome in (Outcome.REJECTED, Outcome.CONFLICT):
+        summary["freshdesk"] = result.freshdesk_body
+    if result.dropped_fields:
+        summary["dropped_fields"] = list(result.dropped_fields)
+    if result.error and result.outcome in (Outcome.REJECTED, Outcome.FAILED):
+        summary["error"] = result.error
+    return summary
+
+
+def answer_status(result: Result) -> int:
+    match result.outcome:
+        case Outcome.DELIVERED:
+            return 201
+        case Outcome.UPDATED:
+            return 200
+        case Outcome.CONFLICT:
+            return 409
+        case Outcome.QUEUED:
+            return 202
+        case Outcome.DROPPED:
+            return 200
+        case Outcome.FAILED:
+            return 503
+        case _:
+            status = result.status
+            return status if isinstance(status, int) and 400 <= status < 500 else 502
+
+
+def single_answer(result: Result) -> dict[str, Any]:
+    return http_answer(answer_status(result), result_summary(result))
+
+
+def batch_answer(results: list[Result]) -> dict[str, Any]:
+    if any(r.outcome is Outcome.FAILED for r in results):
+        status = 503
+    elif any(r.outcome is Outcome.QUEUED for r in results):
+        status = 202
+    else:
+        status = 200
+    return http_answer(status, {"results": [result_summary(r) for r in results]})
+
+
+def _headers(event: Mapping[str, Any]) -> dict[str, str]:
+    headers = event.get("headers") or {}
+    return {str(k).lower(): str(v) for k, v in headers.items()} if isinstance(headers, Mapping) else {}
+
+
+def _time_budget(context: Any, runtime: Runtime) -> float:
+    budget = runtime.settings.webhook_deadline_seconds
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        budget = min(budget, remaining() / 1000)
+    return max(0.0, budget - runtime.settings.deadline_margin_seconds)
