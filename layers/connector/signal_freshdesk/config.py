@@ -28,6 +28,7 @@ class Settings:
     consent_mode: str = "require"
     max_attempts: int = 8
     max_retry_age_seconds: int = 86_400
+    retry_base_seconds: int = 10
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
     batch_concurrency: int = 8
@@ -56,6 +57,7 @@ class Settings:
             consent_mode=consent_mode,
             max_attempts=_int(env, "MAX_ATTEMPTS", cls.max_attempts, minimum=1),
             max_retry_age_seconds=_int(env, "MAX_RETRY_AGE_SECONDS", cls.max_retry_age_seconds, minimum=60),
+            retry_base_seconds=_int(env, "RETRY_BASE_SECONDS", cls.retry_base_seconds, minimum=1),
             connect_timeout=_float(env, "FRESHDESK_CONNECT_TIMEOUT", cls.connect_timeout),
             read_timeout=_float(env, "FRESHDESK_READ_TIMEOUT", cls.read_timeout),
             batch_concurrency=_int(env, "BATCH_CONCURRENCY", cls.batch_concurrency, minimum=1),

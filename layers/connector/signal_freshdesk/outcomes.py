@@ -124,14 +124,15 @@ def retry_after_seconds(answer: Answer) -> int | None:
         return None
 
 
-def backoff_delay(attempt: int, retry_after: int | None = None, rng: random.Random | None = None) -> int:
+def backoff_delay(attempt: int, retry_after: int | None = None, rng: random.Random | None = None,
+                  base: int = BACKOFF_BASE_SECONDS) -> int:
     """Seconds to wait before attempt `attempt + 1`: Retry-After when given, else exponential with jitter.
 
     Capped at SQS's 900 s per-message delay.
     """
     if retry_after is not None:
         return min(max(retry_after, 1), MAX_SQS_DELAY)
-    ceiling = min(MAX_SQS_DELAY, BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0))
+    ceiling = min(MAX_SQS_DELAY, base * 2 ** min(max(attempt - 1, 0), 16))
     draw = (rng or random).uniform(ceiling / 2, ceiling)
     return max(1, min(MAX_SQS_DELAY, round(draw)))
 

@@ -70,7 +70,7 @@ def secure(event: Mapping[str, Any], result: Result, runtime: Runtime, *, attemp
                 runtime.queues.park(make_envelope(event, result, attempts=attempts, first_seen=first_seen,
                                                   outcome="exhausted"))
                 return replace(result, outcome=Outcome.REJECTED, reason="retries_exhausted")
-            delay = backoff_delay(attempts, result.retry_after)
+            delay = backoff_delay(attempts, result.retry_after, base=settings.retry_base_seconds)
             runtime.queues.send_retry(make_envelope(event, result, attempts=attempts, first_seen=first_seen,
                                                     outcome="queued"), delay)
             return replace(result, retry_after=delay)
