@@ -56,6 +56,7 @@ def describe(event: dict[str, Any]) -> str:
 
 
 def run(out: TextIO, log_path: Path) -> int:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = log_path.open("w")
     with FreshdeskSandbox() as sandbox, LocalAws() as aws:
@@ -112,8 +113,9 @@ def run(out: TextIO, log_path: Path) -> int:
         print_contacts(out, sandbox.contacts())
         out.write(f"\nThe functions' log lines (JSON, as CloudWatch would hold them): {log_path}\n")
         app_logger.removeHandler(tap)
+        left = source.pending()
     log_file.close()
-    return 0 if source.pending() == 0 else 1
+    return 0 if left == 0 else 1
 
 
 def print_table(out: TextIO, title: str, rows: list[Row]) -> None:

@@ -71,10 +71,10 @@ def check_bearer_token(headers: Mapping[str, str], token: str) -> str:
     """The reason to refuse the call, or "" when the bearer token matches (compared in constant time)."""
     presented = headers.get("authorization", "")
     scheme, _, value = presented.strip().partition(" ")
-    if not presented.strip():
-        return "missing webhook token: send 'Authorization: Bearer <webhook_token>'"
-    if scheme.lower() != "bearer" or not value.strip():
+    if presented.strip() and scheme.lower() != "bearer":
         return "the Authorization header must use the Bearer scheme with the webhook token"
+    if not value.strip():
+        return "missing webhook token: send 'Authorization: Bearer <webhook_token>'"
     if not hmac.compare_digest(value.strip().encode("utf-8"), token.encode("utf-8")):
         return "the webhook token does not match this connector's webhook_token"
     return ""

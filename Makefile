@@ -1,0 +1,57 @@
+# signal-freshdesk: local tasks. Needs Python 3.13 (python3.13 on PATH, or installed with pyenv).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || \
+	{ command -v pyenv >/dev/null 2>&1 && v=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.|$$)' | tail -n1) && [ -n "$$v" ] && PYENV_VERSION=$$v pyenv which python3.13 2>/dev/null; } || \
+	ls -1 $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n1)
+VENV := .venv
+TOOLS := .tools/sam
+PY := $(VENV)/bin/python
+SAM := $(TOOLS)/bin/sam
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help demo test unit build validate tools venv clean
+help:
+	@echo "make demo      run every sample event through the real handlers (local sandbox + embedded AWS)"
+	@echo "make test      install what the tests need, then run them all (unit, integration, template)"
+	@echo "make build     sam build (arm64, python3.13) into .aws-sam/"
+	@echo "make validate  sam validate --lint and cfn-lint"
+
+$(PY):
+	@if [ -z "$(PYTHON313)" ]; then echo "Python 3.13 not found: install it (python3.13 on PATH, or 'pyenv install 3.13')" >&2; exit 1; fi
+	$(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(PY) layers/connector/pyproject.toml devtools/pyproject.toml
+	$(PY) -m pip install --quiet -e 'layers/connector[aws]' -e 'devtools[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+$(SAM): | $(PY)
+	$(PYTHON313) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet aws-sam-cli
+
+tools: $(SAM)
+
+demo: venv
+	$(PY) -m signal_freshdesk_dev.demo
+
+test: venv tools
+	SAM_CLI=$(abspath $(SAM)) CFN_LINT=$(abspath $(TOOLS)/bin/cfn-lint) $(PY) -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+validate: tools
+	AWS_DEFAULT_REGION=eu-west-1 $(SAM) validate --lint
+	$(TOOLS)/bin/cfn-lint template.yaml
+
+# sam build needs a python3.13 with pip on PATH: the project's venv provides one.
+build: venv tools
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(SAM) build
+
+clean:
+	rm -rf .aws-sam .local .pytest_cache
