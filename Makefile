@@ -2,9 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || \
-	{ command -v pyenv >/dev/null 2>&1 && v=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.|$$)' | tail -n1) && [ -n "$$v" ] && PYENV_VERSION=$$v pyenv which python3.13 2>/dev/null; } || \
-	ls -1 $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n1)
+PYTHON313 := $(shell devtools/find-python313)
 VENV := .venv
 TOOLS := .tools/sam
 PY := $(VENV)/bin/python
