@@ -13,7 +13,8 @@ MAX_AGE = 300.0
 
 
 class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
+    # time.monotonic() may be close to zero in a fresh container: start there.
+    def __init__(self, now: float = 0.0) -> None:
         self.now = now
 
     def __call__(self) -> float:

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
+import phonenumbers
+
 CONSENT_MODES = ("require", "tag_only", "off")
 PLACEHOLDER_PREFIX = "REPLACE_WITH"
 
@@ -46,7 +48,7 @@ class Settings:
         if consent_mode not in CONSENT_MODES:
             raise ConfigError(f"CONSENT_MODE must be one of {', '.join(CONSENT_MODES)}, not {consent_mode!r}")
         region = env.get("DEFAULT_PHONE_REGION", "GB").strip().upper() or "GB"
-        if not re.fullmatch(r"[A-Z]{2}", region):
+        if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ConfigError(f"DEFAULT_PHONE_REGION must be a two-letter ISO region such as GB, not {region!r}")
         return cls(
             secret_id=env.get("FRESHDESK_SECRET_ID", "").strip(),

@@ -11,7 +11,7 @@ from typing import Any
 import urllib3
 
 from .config import Credentials
-from .outcomes import Answer
+from .outcomes import MAX_SQS_DELAY, Answer, retry_after_seconds
 
 USER_AGENT = "signal-freshdesk/0.1"
 
@@ -49,13 +49,10 @@ class FreshdeskClient:
     def _note_rate_limit(self, answer: Answer) -> None:
         if answer.status != 429:
             return
-        raw = answer.header("Retry-After")
-        try:
-            wait = float(raw) if raw is not None else 60.0
-        except ValueError:
-            wait = 60.0
+        wait = retry_after_seconds(answer)
+        wait = 60 if wait is None else min(max(wait, 1), MAX_SQS_DELAY)
         with self._gate_lock:
-            self._closed_until = max(self._closed_until, self._clock() + max(wait, 1.0))
+            self._closed_until = max(self._closed_until, self._clock() + wait)
 
     def create_contact(self, creds: Credentials, contact: dict[str, Any], *, deadline: float | None = None) -> Answer:
         return self._request(creds, "POST", "/api/v2/contacts", contact, deadline)

@@ -120,7 +120,7 @@ def retry_after_seconds(answer: Answer) -> int | None:
         return None
     try:
         return max(0, int(float(raw.strip())))
-    except ValueError:
+    except (ValueError, OverflowError):  # "nan", "inf", an HTTP date
         return None
 
 

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from .config import ConfigError
 from .credentials import SecretUnavailable
 from .delivery import Result, deliver_contact
-from .observability import logger
+from .observability import count, logger
 from .outcomes import Outcome, backoff_delay
 from .preset import Drop, message_id_of, plan_event
 from .runtime import Runtime
@@ -81,3 +81,26 @@ def secure(event: Mapping[str, Any], result: Result, runtime: Runtime, *, attemp
         logger.error("event could not be secured", extra={"messageId": result.message_id, "error": str(exc)})
         return replace(result, outcome=Outcome.FAILED, error=str(exc))
     return result
+
+
+def report(result: Result, *, message: str, metric_prefix: str = "", attempts: int | None = None) -> None:
+    """One log line per event (ids and outcome, never contact data) and its metrics."""
+    extra: dict[str, Any] = {"messageId": result.message_id, "outcome": result.outcome.value,
+                             "status": result.status, "reason": result.reason}
+    if attempts is not None:
+        extra["attempts"] = attempts
+    if result.dropped_fields:
+        logger.warning("Freshdesk refused optional fields; delivered without them",
+                       extra={**extra, "fields": list(result.dropped_fields)})
+        for name in result.dropped_fields:
+            count(f"invalid_field_dropped_{name}")
+    if result.warning:
+        logger.warning(result.warning, extra=extra)
+    if result.error:
+        extra["error"] = result.error
+    logger.info(message, extra=extra)
+    count(f"{metric_prefix}{result.outcome.value}")
+    if result.outcome is Outcome.DROPPED:
+        count(f"dropped_{result.reason}")
+    if result.reason == "retries_exhausted":
+        count("retries_exhausted")

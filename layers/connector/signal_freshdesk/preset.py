@@ -115,7 +115,7 @@ def normalise_email(value: object) -> str | None:
 
 
 def normalise_phone(value: object, region: str) -> str | None:
-    text = _text(value) if not isinstance(value, int) or isinstance(value, bool) else str(value)
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else _text(value)
     if text is None:
         return None
     try:
@@ -213,7 +213,7 @@ def _mapping(value: object) -> Mapping[str, Any]:
 def _first_of(source: Mapping[str, Any], *keys: str) -> Any:
     for key in keys:
         value = source.get(key)
-        if value is not None and value != "":
+        if value is not None and not (isinstance(value, str) and not value.strip()):
             return value
     return None
 

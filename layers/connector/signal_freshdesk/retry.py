@@ -6,10 +6,9 @@ import json
 import time
 from typing import Any, Mapping
 
-from .delivery import Result
 from .observability import count, logger
 from .outcomes import Outcome
-from .pipeline import attempt_event, make_envelope, secure
+from .pipeline import attempt_event, report, secure
 from .runtime import Runtime, get_runtime
 from .sqs import QueueError
 
@@ -50,7 +49,7 @@ def retry_record(record: Mapping[str, Any], runtime: Runtime, *, deadline: float
     result = attempt_event(event, runtime, deadline=deadline)
     made = attempts + int(result.attempted)
     secured = secure(event, result, runtime, attempts=made, first_seen=first_seen)
-    note(secured, made)
+    report(secured, message="retry processed", metric_prefix="retry_", attempts=made)
     return secured.outcome is not Outcome.FAILED
 
 
@@ -75,21 +74,6 @@ def park_unreadable(record: Mapping[str, Any], runtime: Runtime) -> bool:
         return False
     count("unreadable_message")
     return True
-
-
-def note(result: Result, attempts: int) -> None:
-    logger.info("retry processed", extra={"messageId": result.message_id, "outcome": result.outcome.value,
-                                          "status": result.status, "reason": result.reason, "attempts": attempts})
-    if result.dropped_fields:
-        logger.warning("Freshdesk refused optional fields; delivered without them",
-                       extra={"messageId": result.message_id, "fields": list(result.dropped_fields)})
-        for name in result.dropped_fields:
-            count(f"invalid_field_dropped_{name}")
-    if result.warning:
-        logger.warning(result.warning, extra={"messageId": result.message_id})
-    count(f"retry_{result.outcome.value}")
-    if result.reason == "retries_exhausted":
-        count("retries_exhausted")
 
 
 def _deadline(context: Any, runtime: Runtime) -> float:

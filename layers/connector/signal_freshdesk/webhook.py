@@ -15,7 +15,7 @@ from .credentials import SecretUnavailable
 from .delivery import Result
 from .observability import count, logger
 from .outcomes import Outcome
-from .pipeline import attempt_event, secure
+from .pipeline import attempt_event, report, secure
 from .preset import message_id_of
 from .runtime import Runtime, get_runtime
 
@@ -61,7 +61,7 @@ def handle_webhook(event: Mapping[str, Any], context: Any = None) -> dict[str, A
     deadline = started + _time_budget(context, runtime)
     results = process_events(events, runtime, deadline=deadline)
     for result in results:
-        record(result)
+        report(result, message="event processed")
     if is_batch:
         return batch_answer(results)
     return single_answer(results[0])
@@ -143,24 +143,6 @@ def process_one(event: Any, runtime: Runtime, deadline: float) -> Result:
                          extra={"messageId": message_id_of(event)})
         result = Result(message_id_of(event), Outcome.QUEUED, reason="internal_error")
     return secure(event, result, runtime, attempts=int(result.attempted))
-
-
-def record(result: Result) -> None:
-    extra = {"messageId": result.message_id, "outcome": result.outcome.value, "status": result.status,
-             "reason": result.reason}
-    if result.dropped_fields:
-        logger.warning("Freshdesk refused optional fields; delivered without them",
-                       extra={**extra, "fields": list(result.dropped_fields)})
-        for name in result.dropped_fields:
-            count(f"invalid_field_dropped_{name}")
-    if result.warning:
-        logger.warning(result.warning, extra=extra)
-    if result.error:
-        extra["error"] = result.error
-    logger.info("event processed", extra=extra)
-    count(result.outcome.value)
-    if result.outcome is Outcome.DROPPED:
-        count(f"dropped_{result.reason}")
 
 
 def result_summary(result: Result) -> dict[str, Any]:
