@@ -40,6 +40,9 @@ class Settings:
     secret_max_age_seconds: float = 300.0
     max_body_bytes: int = 1024 * 1024
     max_batch_events: int = 100
+    signature_header: str = "X-Signal-Signature"
+    timestamp_header: str = "X-Signal-Timestamp"
+    signature_tolerance_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -64,6 +67,10 @@ class Settings:
             read_timeout=_float(env, "FRESHDESK_READ_TIMEOUT", cls.read_timeout),
             batch_concurrency=_int(env, "BATCH_CONCURRENCY", cls.batch_concurrency, minimum=1),
             secret_max_age_seconds=_float(env, "SECRET_MAX_AGE_SECONDS", cls.secret_max_age_seconds),
+            signature_header=env.get("WEBHOOK_SIGNATURE_HEADER", "").strip() or cls.signature_header,
+            timestamp_header=env.get("WEBHOOK_TIMESTAMP_HEADER", "").strip() or cls.timestamp_header,
+            signature_tolerance_seconds=_float(env, "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS",
+                                               cls.signature_tolerance_seconds),
         )
 
 
@@ -98,6 +105,8 @@ class Credentials:
     domain: str
     api_key: str = field(repr=False)
     webhook_token: str = field(repr=False)
+    # Optional: when set, callers must also sign the raw body (HMAC-SHA256) with a fresh timestamp.
+    signing_secret: str = field(default="", repr=False)
 
     def base_url(self, override: str = "") -> str:
         return override or f"https://{self.domain}.freshdesk.com"
@@ -134,4 +143,8 @@ def parse_credentials(secret: object) -> Credentials:
     token = secret.get("webhook_token")
     if not isinstance(token, str) or len(token.strip()) < 16:
         raise ConfigError("the secret's 'webhook_token' is missing or shorter than 16 characters")
-    return Credentials(domain=domain, api_key=api_key.strip(), webhook_token=token.strip())
+    signing = secret.get("signing_secret") or ""
+    if not isinstance(signing, str) or (signing.strip() and len(signing.strip()) < 16):
+        raise ConfigError("the secret's 'signing_secret', when set, must be text of at least 16 characters")
+    return Credentials(domain=domain, api_key=api_key.strip(), webhook_token=token.strip(),
+                       signing_secret=signing.strip())

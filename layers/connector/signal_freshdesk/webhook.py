@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from .outcomes import Outcome
 from .pipeline import attempt_event, report, secure
 from .preset import message_id_of
 from .runtime import Runtime, get_runtime
+from .webhook_auth import check_bearer_token, check_signature
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 # Below this much time to the deadline an event is queued instead of sent to Freshdesk.
@@ -40,20 +40,31 @@ def handle_webhook(event: Mapping[str, Any], context: Any = None) -> dict[str, A
     started = time.monotonic()
     try:
         runtime = get_runtime()
-        token = runtime.credentials.get().webhook_token
+        creds = runtime.credentials.get()
     except (ConfigError, SecretUnavailable) as exc:
         logger.error("connector is not configured or its secret is unreadable", extra={"error": str(exc)})
         count("config_error")
         return http_answer(503, {"outcome": "error",
                                  "message": "the connector cannot read its configuration; see the ingest function's logs"})
 
-    denial = check_bearer_token(_headers(event), token)
+    settings = runtime.settings
+    headers = _headers(event)
+    denial = check_bearer_token(headers, creds.webhook_token)
     if denial:
         count("unauthorized")
         return http_answer(401, {"outcome": "unauthorized", "message": denial})
 
     try:
-        events, is_batch = read_events(event, runtime.settings.max_body_bytes, runtime.settings.max_batch_events)
+        body = read_body(event, settings.max_body_bytes)
+        if creds.signing_secret:
+            denial = check_signature(headers, body, creds.signing_secret, now=time.time(),
+                                     signature_header=settings.signature_header,
+                                     timestamp_header=settings.timestamp_header,
+                                     tolerance_seconds=settings.signature_tolerance_seconds)
+            if denial:
+                count("unauthorized")
+                return http_answer(401, {"outcome": "unauthorized", "message": denial})
+        events, is_batch = parse_events(body, settings.max_batch_events)
     except BadRequest as exc:
         count("bad_request")
         return http_answer(exc.status, {"outcome": "bad_request", "message": exc.message})
@@ -67,20 +78,8 @@ def handle_webhook(event: Mapping[str, Any], context: Any = None) -> dict[str, A
     return single_answer(results[0])
 
 
-def check_bearer_token(headers: Mapping[str, str], token: str) -> str:
-    """The reason to refuse the call, or "" when the bearer token matches (compared in constant time)."""
-    presented = headers.get("authorization", "")
-    scheme, _, value = presented.strip().partition(" ")
-    if presented.strip() and scheme.lower() != "bearer":
-        return "the Authorization header must use the Bearer scheme with the webhook token"
-    if not value.strip():
-        return "missing webhook token: send 'Authorization: Bearer <webhook_token>'"
-    if not hmac.compare_digest(value.strip().encode("utf-8"), token.encode("utf-8")):
-        return "the webhook token does not match this connector's webhook_token"
-    return ""
-
-
-def read_events(event: Mapping[str, Any], max_bytes: int, max_events: int) -> tuple[list[Any], bool]:
+def read_body(event: Mapping[str, Any], max_bytes: int) -> bytes:
+    """The raw request body as API Gateway received it (base64 undone), bounded in size."""
     raw = event.get("body")
     if raw is None or raw == "":
         raise BadRequest(400, "the request has no body: send one Signal event or a batch as JSON")
@@ -97,6 +96,11 @@ def read_events(event: Mapping[str, Any], max_bytes: int, max_events: int) -> tu
         data = raw.encode("utf-8", "surrogatepass")
     if len(data) > max_bytes:
         raise BadRequest(413, f"the body is larger than {max_bytes} bytes")
+    return data
+
+
+def parse_events(data: bytes, max_events: int) -> tuple[list[Any], bool]:
+    """One event or a batch from the body. Returns (events, is_batch)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
