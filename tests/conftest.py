@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from signal_freshdesk.runtime import reset_runtime
 from signal_freshdesk_dev.apigw import LOCAL_WEBHOOK_TOKEN, LambdaContext, http_api_event
 from signal_freshdesk_dev.event_source import DrainStats, SqsEventSource
 from signal_freshdesk_dev.handlers import EVENTS_DIR, ingest_handler, load_event, retry_handler
-from signal_freshdesk_dev.local_aws import FAKE_CREDENTIALS, REGION, local_secret, provision
+from signal_freshdesk_dev.local_aws import REGION, LocalAws, local_secret, provision
 from signal_freshdesk_dev.sandbox import FreshdeskSandbox
 
 SANDBOX_KEY = "sandbox-api-key"
@@ -49,6 +49,7 @@ class Stack:
     sqs: Any
     secrets: Any
     freshdesk: FreshdeskSandbox
+    dynamodb: Any = None
 
     def post(self, body: Any, *, token: str | None = LOCAL_WEBHOOK_TOKEN, headers: dict | None = None,
              context: LambdaContext | None = None) -> tuple[int, Any]:
@@ -95,25 +96,35 @@ class Stack:
         self.secrets.put_secret_value(SecretId=self.resources.secret_arn, SecretString=json.dumps(secret))
 
 
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto as a server on loopback: the handlers' boto3 and our own DynamoDB client reach it over HTTP."""
+    server = LocalAws().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def aws_env(monkeypatch):
-    for key, value in FAKE_CREDENTIALS.items():
+def aws_env(monkeypatch, moto_server):
+    for key, value in moto_server.environment().items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_server.endpoint_url
 
 
 @pytest.fixture
 def stack(aws_env, monkeypatch, freshdesk):
-    with mock_aws():
-        resources = provision(local_secret(api_key=SANDBOX_KEY), visibility_timeout=2)
-        env = resources.environment(freshdesk_base_url=freshdesk.base_url, RETRY_BASE_SECONDS="1",
-                                    POWERTOOLS_METRICS_DISABLED="true", FRESHDESK_READ_TIMEOUT="2")
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        reset_runtime()
-        yield Stack(resources, boto3.client("sqs", region_name=REGION),
-                    boto3.client("secretsmanager", region_name=REGION), freshdesk)
+    """A fresh copy of the stack's resources (unique names) on the shared moto server."""
+    resources = provision(local_secret(api_key=SANDBOX_KEY), endpoint_url=aws_env, visibility_timeout=2,
+                          name=f"t{uuid.uuid4().hex[:12]}")
+    env = resources.environment(freshdesk_base_url=freshdesk.base_url, RETRY_BASE_SECONDS="1",
+                                POWERTOOLS_METRICS_DISABLED="true", FRESHDESK_READ_TIMEOUT="2")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_runtime()
+    yield Stack(resources, boto3.client("sqs", region_name=REGION, endpoint_url=aws_env),
+                boto3.client("secretsmanager", region_name=REGION, endpoint_url=aws_env), freshdesk,
+                boto3.client("dynamodb", region_name=REGION, endpoint_url=aws_env))
     reset_runtime()
 
 

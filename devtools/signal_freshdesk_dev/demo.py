@@ -71,9 +71,8 @@ def run(out: TextIO, log_path: Path) -> int:
         reset_runtime()
         ingest, retry = ingest_handler(), retry_handler()
         app_logger = logging.getLogger(LOGGER_NAME)
-        for handler in app_logger.handlers:
-            if isinstance(handler, logging.StreamHandler):
-                handler.setStream(log_file)
+        streams = [(handler, handler.setStream(log_file)) for handler in app_logger.handlers
+                   if isinstance(handler, logging.StreamHandler)]
         tap = LogTap()
         app_logger.addHandler(tap)
 
@@ -113,6 +112,8 @@ def run(out: TextIO, log_path: Path) -> int:
         print_contacts(out, sandbox.contacts())
         out.write(f"\nThe functions' log lines (JSON, as CloudWatch would hold them): {log_path}\n")
         app_logger.removeHandler(tap)
+        for handler, previous in streams:
+            handler.setStream(previous)
         left = source.pending()
     log_file.close()
     return 0 if left == 0 else 1

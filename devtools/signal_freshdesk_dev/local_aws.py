@@ -24,6 +24,7 @@ class StackResources:
     secret_arn: str
     retry_queue_url: str
     dlq_url: str
+    idempotency_table: str = ""
 
     def environment(self, *, freshdesk_base_url: str = "", **extra: str) -> dict[str, str]:
         """The functions' environment, as the template sets it, pointed at these resources."""
@@ -36,6 +37,8 @@ class StackResources:
             "POWERTOOLS_SERVICE_NAME": "signal-freshdesk",
             "POWERTOOLS_METRICS_NAMESPACE": "SignalFreshdesk",
         }
+        if self.idempotency_table:
+            env["IDEMPOTENCY_TABLE"] = self.idempotency_table
         if freshdesk_base_url:
             env["FRESHDESK_BASE_URL"] = freshdesk_base_url
         env.update(extra)
@@ -43,7 +46,8 @@ class StackResources:
 
 
 def provision(secret: dict[str, Any], *, endpoint_url: str | None = None, name: str = "signal-freshdesk-local",
-              visibility_timeout: int = 360, max_receive_count: int = 5) -> StackResources:
+              visibility_timeout: int = 360, max_receive_count: int = 5,
+              idempotency: bool = True) -> StackResources:
     """Create what template.yaml creates. Works under `moto.mock_aws` (endpoint_url None) or against a server."""
     import boto3
 
@@ -57,7 +61,16 @@ def provision(secret: dict[str, Any], *, endpoint_url: str | None = None, name: 
         "VisibilityTimeout": str(visibility_timeout),
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
     })["QueueUrl"]
-    return StackResources(secret_arn, retry_url, dlq_url)
+    table = ""
+    if idempotency:
+        table = f"{name}-idempotency"
+        dynamodb = boto3.client("dynamodb", **kwargs)
+        dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                              AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                              KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+        dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
+            "Enabled": True, "AttributeName": "expiration"})
+    return StackResources(secret_arn, retry_url, dlq_url, table)
 
 
 class LocalAws:

@@ -43,7 +43,8 @@ def test_signed_up_creates_the_guides_contact_and_answers_201(stack):
 
 def test_signed_up_409_is_final_conflict_without_update_or_retry(stack):
     stack.post("signed-up")
-    status, body = stack.post("signed-up")
+    again = dict(signal_events_of(load_event("signed-up"))[0], messageId="another-sign-up-of-john")
+    status, body = stack.post(again)
     assert status == 409
     assert body["outcome"] == "conflict"
     assert body["freshdesk"]["errors"][0]["code"] == "duplicate_value"

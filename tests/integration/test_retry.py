@@ -112,10 +112,9 @@ def test_429_during_retry_requeues_with_retry_after_without_spending_an_attempt_
     # the first record met the 429; records after it in the batch waited without calling
     assert calls[0]["status"] == 429
     assert len(calls) <= 2
-    started = time.monotonic()
     stack.drain()
-    assert time.monotonic() - started >= 0.5
     assert len(stack.freshdesk.contacts()) == 2
+    assert [r["status"] for r in stack.freshdesk.requests()].count(429) == 1
 
 
 def test_unreadable_message_is_parked_not_retried_forever(stack):

@@ -231,6 +231,17 @@ def test_queues_are_encrypted_and_redrive_to_dlq(template: dict[str, Any]) -> No
     assert "RedriveAllowPolicy" in dlq
 
 
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """A document's statements, with conditional ones (Fn::If) unwrapped into both branches."""
+    found = []
+    for statement in _as_list(document.get("Statement", [])):
+        if isinstance(statement, dict) and "Fn::If" in statement:
+            found.extend(b for b in statement["Fn::If"][1:] if isinstance(b, dict) and "Sid" in b)
+        else:
+            found.append(statement)
+    return found
+
+
 def test_policy_statements_have_no_wildcards(template: dict[str, Any]) -> None:
     statements = 0
     for owner, document in _policy_documents(template):
@@ -239,7 +250,7 @@ def test_policy_statements_have_no_wildcards(template: dict[str, Any]) -> None:
         assert isinstance(document, dict) and "Statement" in document, (
             f"{owner}: use an inline policy document, not {document!r}"
         )
-        for statement in _as_list(document["Statement"]):
+        for statement in _statements(document):
             statements += 1
             assert "NotAction" not in statement and "NotResource" not in statement, (owner, statement)
             for action in _as_list(statement.get("Action")):
@@ -263,7 +274,7 @@ def test_secret_access_is_limited_to_the_one_secret(template: dict[str, Any]) ->
     for owner, document in _policy_documents(template):
         if not isinstance(document, dict):
             continue
-        for statement in _as_list(document.get("Statement", [])):
+        for statement in _statements(document):
             if any(a.startswith("secretsmanager:") for a in _as_list(statement.get("Action"))):
                 grants.setdefault(owner, []).append(statement)
     assert set(grants) == {"IngestFunction", "RetryFunction"}, grants
@@ -354,3 +365,16 @@ def test_outputs_never_expose_the_token(template: dict[str, Any]) -> None:
     assert "/events" in json.dumps(outputs["WebhookUrl"]["Value"])
     assert "get-secret-value" in json.dumps(outputs["WebhookTokenCommand"]["Value"])
     assert "resolve:secretsmanager" not in json.dumps(outputs)
+
+
+def test_idempotency_table_expires_items_and_only_the_functions_use_it(template: dict[str, Any]) -> None:
+    table = template["Resources"]["IdempotencyTable"]
+    assert table["Condition"] == "IdempotencyEnabled"
+    assert table["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["IDEMPOTENCY_TABLE"] == {"Fn::If": ["IdempotencyEnabled", {"Ref": "IdempotencyTable"}, ""]}
+    for owner, document in _policy_documents(template):
+        for statement in _statements(document):
+            if any(a.startswith("dynamodb:") for a in _as_list(statement.get("Action"))):
+                assert statement["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}, (owner, statement)

@@ -10,6 +10,7 @@ from typing import Mapping
 import phonenumbers
 
 CONSENT_MODES = ("require", "tag_only", "off")
+SECRETS_EXTENSION_MODES = ("auto", "on", "off")
 PLACEHOLDER_PREFIX = "REPLACE_WITH"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -40,6 +41,14 @@ class Settings:
     secret_max_age_seconds: float = 300.0
     max_body_bytes: int = 1024 * 1024
     max_batch_events: int = 100
+    # Performance settings (see README "Performance"): where the secret is read from, and how the
+    # retry function paces itself under Freshdesk's per-account, per-window rate limit.
+    secrets_extension: str = "auto"
+    secrets_extension_port: int = 2773
+    rate_window_seconds: float = 60.0
+    retry_rate_reserve: int = 1
+    idempotency_table: str = ""
+    idempotency_ttl_seconds: int = 86_400
     signature_header: str = "X-Signal-Signature"
     timestamp_header: str = "X-Signal-Timestamp"
     signature_tolerance_seconds: float = 300.0
@@ -67,6 +76,13 @@ class Settings:
             read_timeout=_float(env, "FRESHDESK_READ_TIMEOUT", cls.read_timeout),
             batch_concurrency=_int(env, "BATCH_CONCURRENCY", cls.batch_concurrency, minimum=1),
             secret_max_age_seconds=_float(env, "SECRET_MAX_AGE_SECONDS", cls.secret_max_age_seconds),
+            secrets_extension=_choice(env, "SECRETS_EXTENSION", SECRETS_EXTENSION_MODES, cls.secrets_extension),
+            secrets_extension_port=_int(env, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", cls.secrets_extension_port,
+                                        minimum=1),
+            rate_window_seconds=_float(env, "FRESHDESK_RATE_WINDOW_SECONDS", cls.rate_window_seconds),
+            retry_rate_reserve=_int(env, "RETRY_RATE_RESERVE", cls.retry_rate_reserve, minimum=0),
+            idempotency_table=env.get("IDEMPOTENCY_TABLE", "").strip(),
+            idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds, minimum=60),
             signature_header=env.get("WEBHOOK_SIGNATURE_HEADER", "").strip() or cls.signature_header,
             timestamp_header=env.get("WEBHOOK_TIMESTAMP_HEADER", "").strip() or cls.timestamp_header,
             signature_tolerance_seconds=_float(env, "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS",
@@ -84,6 +100,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
     return value
 
 

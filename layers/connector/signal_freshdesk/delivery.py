@@ -28,6 +28,7 @@ class Result:
     dropped_fields: tuple[str, ...] = ()
     warning: str = ""
     attempted: bool = False  # whether Freshdesk was called: only then does an attempt count
+    duplicate: bool = False  # answered from the idempotency record, without calling Freshdesk
 
 
 def deliver_contact(delivery: Delivery, *, client: FreshdeskClient, credentials: CredentialStore,

@@ -25,7 +25,7 @@ class FreshdeskClient:
 
     def __init__(self, *, base_url_override: str = "", connect_timeout: float = 3.05,
                  read_timeout: float = 10.0, pool_size: int = 10,
-                 clock=time.monotonic) -> None:
+                 rate_window: float = 60.0, clock=time.monotonic) -> None:
         self._override = base_url_override
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
@@ -40,6 +40,11 @@ class FreshdeskClient:
         )
         self._gate_lock = threading.Lock()
         self._closed_until = 0.0
+        # Pacing state: the account's budget as the last answer told it, and when its window was first seen.
+        self._rate_window = rate_window
+        self._budget_remaining: int | None = None
+        self._budget_total: int | None = None
+        self._window_seen_at = 0.0
 
     # The rate gate: after a 429 every call waits out Retry-After instead of spending the budget.
     def rate_limited_for(self) -> float:
@@ -54,6 +59,39 @@ class FreshdeskClient:
         with self._gate_lock:
             self._closed_until = max(self._closed_until, self._clock() + wait)
 
+    # Pacing: Freshdesk's budget is per account and per window (a minute), shared by every caller, and
+    # each answer says what is left of it (X-RateLimit-Remaining of X-RateLimit-Total) but not when
+    # the window ends. A window first seen running at time t has ended by t + its length, so a caller
+    # that holds back until then, once the budget is down to `reserve`, stays under the limit instead
+    # of spending calls on 429s. `reserve` leaves room for the other callers' calls in flight.
+    # (After a 429 anyway, the rate gate above applies: rate_limited_for.)
+    def pacing_delay(self, reserve: int = 1) -> float:
+        """Seconds to hold back the next call because the last answer left `reserve` calls or fewer in
+        the window: until that window must have ended. 0: the budget allows a call now."""
+        with self._gate_lock:
+            if self._budget_remaining is None or self._budget_remaining > reserve:
+                return 0.0
+            return max(0.0, self._window_seen_at + self._rate_window - self._clock())
+
+    def budget(self) -> tuple[int | None, int | None]:
+        """(remaining, total) calls of the window, as the last answer that carried them said."""
+        with self._gate_lock:
+            return self._budget_remaining, self._budget_total
+
+    def _note_budget(self, answer: Answer) -> None:
+        remaining = _header_int(answer, "X-RateLimit-Remaining")
+        if remaining is None:
+            return
+        now = self._clock()
+        with self._gate_lock:
+            # A new window: more budget than before (a reset), or the seen window must be over by now.
+            # Answers of concurrent calls can arrive out of order; that only makes the wait longer.
+            if (self._budget_remaining is None or remaining > self._budget_remaining
+                    or now >= self._window_seen_at + self._rate_window):
+                self._window_seen_at = now
+            self._budget_remaining = remaining
+            self._budget_total = _header_int(answer, "X-RateLimit-Total")
+
     def create_contact(self, creds: Credentials, contact: dict[str, Any], *, deadline: float | None = None) -> Answer:
         return self._request(creds, "POST", "/api/v2/contacts", contact, deadline)
 
@@ -63,6 +101,10 @@ class FreshdeskClient:
 
     def get_contact(self, creds: Credentials, contact_id: int, *, deadline: float | None = None) -> Answer:
         return self._request(creds, "GET", f"/api/v2/contacts/{int(contact_id)}", None, deadline)
+
+    def list_contact_fields(self, creds: Credentials, *, deadline: float | None = None) -> Answer:
+        """Read-only: the account's contact field schema (a credentials check that creates nothing)."""
+        return self._request(creds, "GET", "/api/v2/contact_fields", None, deadline)
 
     def _request(self, creds: Credentials, method: str, path: str, body: dict[str, Any] | None,
                  deadline: float | None) -> Answer:
@@ -90,7 +132,16 @@ class FreshdeskClient:
             return Answer(None, error=_describe(exc))
         answer = Answer(response.status, _decode(response.data), dict(response.headers))
         self._note_rate_limit(answer)
+        self._note_budget(answer)
         return answer
+
+
+def _header_int(answer: Answer, name: str) -> int | None:
+    raw = answer.header(name)
+    try:
+        return max(0, int(raw.strip())) if raw is not None else None
+    except ValueError:
+        return None
 
 
 def _decode(data: bytes) -> Any:

@@ -83,12 +83,33 @@ def secure(event: Mapping[str, Any], result: Result, runtime: Runtime, *, attemp
     return result
 
 
+def idempotency_summary(result: Result) -> dict[str, Any]:
+    """What the idempotency record keeps of an outcome: ids and statuses, never contact data."""
+    return {"outcome": result.outcome.value, "status": result.status, "contact_id": result.contact_id,
+            "reason": result.reason}
+
+
+def result_from_summary(message_id: str, summary: dict[str, Any]) -> Result:
+    try:
+        outcome = Outcome(summary.get("outcome"))
+    except ValueError:
+        outcome = Outcome.QUEUED
+    status = summary.get("status")
+    contact_id = summary.get("contact_id")
+    return Result(message_id, outcome, status if isinstance(status, int) else None,
+                  reason=str(summary.get("reason") or ""),
+                  contact_id=contact_id if isinstance(contact_id, int) else None, duplicate=True)
+
+
 def report(result: Result, *, message: str, metric_prefix: str = "", attempts: int | None = None) -> None:
     """One log line per event (ids and outcome, never contact data) and its metrics."""
     extra: dict[str, Any] = {"messageId": result.message_id, "outcome": result.outcome.value,
                              "status": result.status, "reason": result.reason}
     if attempts is not None:
         extra["attempts"] = attempts
+    if result.duplicate:
+        extra["duplicate"] = True
+        count("duplicate")
     if result.dropped_fields:
         logger.warning("Freshdesk refused optional fields; delivered without them",
                        extra={**extra, "fields": list(result.dropped_fields)})

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 import time
+from dataclasses import replace
 from typing import Any, Mapping
 
 from .observability import count, logger
 from .outcomes import Outcome
-from .pipeline import attempt_event, report, secure
+from .delivery import Result
+from .idempotency import DONE, HANDLED_OUTCOMES, StoreUnavailable
+from .pipeline import attempt_event, idempotency_summary, report, secure
 from .runtime import Runtime, get_runtime
 from .sqs import QueueError
 
@@ -46,11 +50,52 @@ def retry_record(record: Mapping[str, Any], runtime: Runtime, *, deadline: float
     event = envelope["event"]
     attempts = int(envelope.get("attempts") or 0)
     first_seen = float(envelope.get("first_seen") or time.time())
-    result = attempt_event(event, runtime, deadline=deadline)
+    message_id = str(envelope.get("messageId") or "")
+    if already_final(runtime, message_id):
+        # SQS delivered this message again after it was handled: no second Freshdesk call.
+        report(Result(message_id, Outcome.DROPPED, reason="already_handled", duplicate=True),
+               message="retry processed", metric_prefix="retry_", attempts=attempts)
+        return True
+    result = paced_attempt(event, runtime, deadline=deadline)
     made = attempts + int(result.attempted)
     secured = secure(event, result, runtime, attempts=made, first_seen=first_seen)
+    if secured.outcome is not Outcome.FAILED and runtime.idempotency is not None and message_id:
+        try:
+            runtime.idempotency.complete(message_id, idempotency_summary(secured))
+        except StoreUnavailable as exc:
+            logger.warning("idempotency record not written", extra={"messageId": message_id, "error": str(exc)})
     report(secured, message="retry processed", metric_prefix="retry_", attempts=made)
     return secured.outcome is not Outcome.FAILED
+
+
+def paced_attempt(event: Mapping[str, Any], runtime: Runtime, *, deadline: float) -> Result:
+    """attempt_event, once Freshdesk's rate budget allows a call (FreshdeskClient.pacing_delay).
+
+    While the budget of the current window is spent, the function waits, as long as its time allows:
+    a waiting invocation also keeps the event source from taking more of the backlog. What cannot
+    wait that long goes back to the retry queue, delayed by the wait, without calling Freshdesk (not
+    an attempt). Calling anyway would only buy a 429 and waste a call of the account's budget.
+    After a 429 (the rate gate is closed), attempt_event re-queues by Retry-After as before.
+    """
+    wait = runtime.freshdesk.pacing_delay(runtime.settings.retry_rate_reserve)
+    if wait > 0 and runtime.freshdesk.rate_limited_for() <= 0:
+        start_by = deadline - runtime.settings.read_timeout
+        time.sleep(max(0.0, min(wait, start_by - time.monotonic())))
+        wait = runtime.freshdesk.pacing_delay(runtime.settings.retry_rate_reserve)
+        if wait > 0:
+            result = attempt_event(event, runtime, deadline=deadline, skip_delivery_reason="rate_limited")
+            return replace(result, retry_after=math.ceil(wait)) if result.outcome is Outcome.QUEUED else result
+    return attempt_event(event, runtime, deadline=deadline)
+
+
+def already_final(runtime: Runtime, message_id: str) -> bool:
+    if runtime.idempotency is None or not message_id:
+        return False
+    try:
+        claim = runtime.idempotency.read(message_id)
+    except StoreUnavailable:
+        return False
+    return bool(claim and claim.state == DONE and (claim.summary or {}).get("outcome") in HANDLED_OUTCOMES)
 
 
 def parse_envelope(body: Any) -> dict[str, Any] | None:

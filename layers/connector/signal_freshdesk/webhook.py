@@ -14,7 +14,8 @@ from .credentials import SecretUnavailable
 from .delivery import Result
 from .observability import count, logger
 from .outcomes import Outcome
-from .pipeline import attempt_event, report, secure
+from .idempotency import DONE, IN_PROGRESS, StoreUnavailable
+from .pipeline import attempt_event, idempotency_summary, report, result_from_summary, secure
 from .preset import message_id_of
 from .runtime import Runtime, get_runtime
 from .webhook_auth import check_bearer_token, check_signature
@@ -139,14 +140,38 @@ def process_one(event: Any, runtime: Runtime, deadline: float) -> Result:
         # Refused, not accepted: the answer says so and nothing is parked.
         return Result("", Outcome.REJECTED, 400, reason="not_an_event",
                       error=f"each event must be a JSON object, not {type(event).__name__}")
+    message_id = message_id_of(event)
+    store = runtime.idempotency if message_id else None
+    if store is not None:
+        try:
+            claim = store.claim(message_id)
+        except StoreUnavailable as exc:
+            logger.warning("idempotency store unavailable; processing without it",
+                           extra={"messageId": message_id, "error": str(exc)})
+            count("idempotency_unavailable")
+            store, claim = None, None
+        if claim is not None and claim.state == DONE:
+            return result_from_summary(message_id, claim.summary or {})
+        if claim is not None and claim.state == IN_PROGRESS:
+            # Another invocation holds this event; Signal retries the 503 once that one has finished.
+            return Result(message_id, Outcome.FAILED, reason="in_progress_elsewhere", duplicate=True)
     late = "deadline" if deadline - time.monotonic() < MIN_DELIVERY_WINDOW else ""
     try:
         result = attempt_event(event, runtime, deadline=deadline, skip_delivery_reason=late)
     except Exception:  # a bug must not lose the event: queue it for the retry function
-        logger.exception("unexpected error while delivering; queueing the event",
-                         extra={"messageId": message_id_of(event)})
-        result = Result(message_id_of(event), Outcome.QUEUED, reason="internal_error")
-    return secure(event, result, runtime, attempts=int(result.attempted))
+        logger.exception("unexpected error while delivering; queueing the event", extra={"messageId": message_id})
+        result = Result(message_id, Outcome.QUEUED, reason="internal_error")
+    result = secure(event, result, runtime, attempts=int(result.attempted))
+    if store is not None:
+        try:
+            if result.outcome is Outcome.FAILED:
+                store.release(message_id)
+            else:
+                store.complete(message_id, idempotency_summary(result))
+        except StoreUnavailable as exc:
+            logger.warning("idempotency record not written", extra={"messageId": message_id, "error": str(exc)})
+            count("idempotency_unavailable")
+    return result
 
 
 def result_summary(result: Result) -> dict[str, Any]:
@@ -162,6 +187,8 @@ def result_summary(result: Result) -> dict[str, Any]:
         summary["freshdesk"] = result.freshdesk_body
     if result.dropped_fields:
         summary["dropped_fields"] = list(result.dropped_fields)
+    if result.duplicate:
+        summary["duplicate"] = True
     if result.error and result.outcome in (Outcome.REJECTED, Outcome.FAILED):
         summary["error"] = result.error
     return summary
