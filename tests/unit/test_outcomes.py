@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from signal_freshdesk.outcomes import (
     MAX_SQS_DELAY,
     Action,
@@ -15,6 +14,7 @@ from signal_freshdesk.outcomes import (
     backoff_delay,
     existing_contact_ids,
     judge_create,
+    judge_phone_lookup,
     judge_read,
     judge_update,
     merge_tags,
@@ -506,3 +506,30 @@ def test_backoff_keeps_jitter_at_the_cap():
     delays = {backoff_delay(30, rng=rng) for _ in range(20)}
     assert len(delays) > 1
     assert max(delays) <= 900
+
+
+# --- a contact known only by its phone is looked up before it is created (Freshdesk allows duplicate phones)
+
+def test_phone_lookup_finding_nobody_creates_the_contact():
+    assert judge_phone_lookup(Operation.IDENTIFY, Answer(200, [])).action is Action.CREATE
+
+
+def test_phone_lookup_finding_one_contact_updates_it_on_identify():
+    verdict = judge_phone_lookup(Operation.IDENTIFY, Answer(200, [{"id": 7, "phone": "+447700900777"}]))
+    assert (verdict.action, verdict.contact_id) == (Action.UPDATE, 7)
+
+
+def test_phone_lookup_finding_a_contact_is_a_final_conflict_on_signed_up():
+    verdict = judge_phone_lookup(Operation.SIGN_UP, Answer(200, [{"id": 7}]))
+    assert (verdict.action, verdict.outcome) == (Action.DONE, Outcome.CONFLICT)
+
+
+def test_phone_lookup_finding_several_contacts_does_not_guess():
+    verdict = judge_phone_lookup(Operation.IDENTIFY, Answer(200, [{"id": 7}, {"id": 9}]))
+    assert (verdict.action, verdict.outcome) == (Action.DONE, Outcome.CONFLICT) and verdict.warning
+
+
+def test_phone_lookup_that_fails_is_judged_like_any_answer():
+    assert judge_phone_lookup(Operation.IDENTIFY, Answer(503)).action is Action.RETRY
+    assert judge_phone_lookup(Operation.IDENTIFY, Answer(None)).action is Action.RETRY
+    assert judge_phone_lookup(Operation.IDENTIFY, Answer(403)).action is Action.REJECT

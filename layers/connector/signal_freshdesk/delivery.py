@@ -10,7 +10,7 @@ from typing import Any
 from .config import ConfigError
 from .credentials import CredentialStore, SecretUnavailable
 from .freshdesk import FreshdeskClient
-from .outcomes import (Action, Outcome, judge_create, judge_read, judge_update, merge_tags,
+from .outcomes import (Action, Outcome, judge_create, judge_phone_lookup, judge_read, judge_update, merge_tags,
                        retry_after_seconds, without_fields)
 from .preset import Delivery
 
@@ -40,11 +40,18 @@ def deliver_contact(delivery: Delivery, *, client: FreshdeskClient, credentials:
     creds = credentials.get()
     contact = dict(delivery.contact)
     contact_id: int | None = None
-    step = "create"
+    phone_only = "phone" in contact and not any(k in contact for k in ("email", "unique_external_id"))
+    step = "lookup" if phone_only else "create"
     reauthenticated = False
     dropped: tuple[str, ...] = ()
     while True:
-        if step == "create":
+        if step == "lookup":
+            answer = client.find_contacts_by_phone(creds, contact["phone"], deadline=deadline)
+            verdict = judge_phone_lookup(delivery.operation, answer)
+            if verdict.action is Action.CREATE:
+                step = "create"
+                continue
+        elif step == "create":
             answer = client.create_contact(creds, contact, deadline=deadline)
             verdict = judge_create(delivery.operation, answer, contact)
         elif step == "read":

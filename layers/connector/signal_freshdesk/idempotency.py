@@ -44,14 +44,17 @@ class IdempotencyStore:
         self.in_progress_seconds = in_progress_seconds
         self.clock = clock
 
-    def claim(self, key: str) -> Claim:
+    def claim(self, key: str, hold_seconds: float | None = None) -> Claim:
+        """Take `key` for `hold_seconds` (the claiming invocation's remaining lifetime): a claim left by
+        an invocation that died expires with it, so Signal's next re-send is processed."""
         now = int(self.clock())
+        hold = self.in_progress_seconds if hold_seconds is None else max(1, int(hold_seconds) + 1)
         try:
             self.client.call("PutItem", {
                 "TableName": self.table,
                 "Item": {"id": {"S": key}, "status": {"S": IN_PROGRESS},
                          "expiration": {"N": str(now + self.ttl_seconds)},
-                         "in_progress_until": {"N": str(now + self.in_progress_seconds)}},
+                         "in_progress_until": {"N": str(now + hold)}},
                 "ConditionExpression": ("attribute_not_exists(id) OR expiration < :now OR "
                                         "(#status = :in_progress AND in_progress_until < :now)"),
                 "ExpressionAttributeNames": {"#status": "status"},

@@ -52,6 +52,7 @@ class Action(StrEnum):
     REAUTH = "reauth"
     RESEND_WITHOUT = "resend_without"
     REJECT = "reject"
+    CREATE = "create"
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,25 @@ def judge_update(answer: Answer, contact: Mapping[str, Any]) -> Verdict:
         return Verdict(Action.DONE, Outcome.CONFLICT,
                        warning="the update clashes with another contact's email or external id")
     return _judge_common(answer, contact)
+
+
+def judge_phone_lookup(operation: Operation, answer: Answer) -> Verdict:
+    """What `GET /contacts?phone=` means for a contact known only by its phone number.
+
+    Freshdesk does not refuse a second contact with the same phone (no 409), so such a contact is
+    looked up before it is created: found once, it is the existing contact, as a 409 would have said.
+    """
+    if answer.status != 200:
+        return _judge_common(answer, {})
+    found = [c.get("id") for c in answer.body if isinstance(c, Mapping)] if isinstance(answer.body, list) else []
+    ids = [i for i in found if isinstance(i, int) and not isinstance(i, bool)]
+    if not ids:
+        return Verdict(Action.CREATE)
+    if operation is Operation.SIGN_UP:
+        return Verdict(Action.DONE, Outcome.CONFLICT, contact_id=ids[0])
+    if len(ids) == 1:
+        return Verdict(Action.UPDATE, contact_id=ids[0])
+    return Verdict(Action.DONE, Outcome.CONFLICT, warning="several contacts share this phone; not guessing which to update")
 
 
 def judge_read(answer: Answer) -> Verdict:

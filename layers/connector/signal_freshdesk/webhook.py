@@ -144,7 +144,8 @@ def process_one(event: Any, runtime: Runtime, deadline: float) -> Result:
     store = runtime.idempotency if message_id else None
     if store is not None:
         try:
-            claim = store.claim(message_id)
+            claim = store.claim(message_id, hold_seconds=deadline - time.monotonic()
+                                + runtime.settings.deadline_margin_seconds)
         except StoreUnavailable as exc:
             logger.warning("idempotency store unavailable; processing without it",
                            extra={"messageId": message_id, "error": str(exc)})
