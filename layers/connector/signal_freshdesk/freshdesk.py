@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from base64 import b64encode
+from urllib.parse import quote
 from typing import Any
 
 import urllib3
@@ -106,13 +107,17 @@ class FreshdeskClient:
         """Read-only: the account's contact field schema (a credentials check that creates nothing)."""
         return self._request(creds, "GET", "/api/v2/contact_fields", None, deadline)
 
+    def find_contacts_by_phone(self, creds: Credentials, phone: str, *, deadline: float | None = None) -> Answer:
+        return self._request(creds, "GET", f"/api/v2/contacts?phone={quote(phone, safe='')}", None, deadline)
+
     def _request(self, creds: Credentials, method: str, path: str, body: dict[str, Any] | None,
                  deadline: float | None) -> Answer:
         read_timeout = self._read_timeout
         if deadline is not None:
-            read_timeout = min(read_timeout, deadline - self._clock())
-            if read_timeout <= 0.5:
+            left = deadline - self._clock()
+            if left <= 0.5:
                 return Answer(None, error="no time left before the deadline")
+            read_timeout = min(read_timeout, left)
         headers = {
             "Authorization": "Basic " + b64encode(f"{creds.api_key}:X".encode()).decode("ascii"),
             "Accept": "application/json",

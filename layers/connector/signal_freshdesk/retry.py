@@ -28,7 +28,9 @@ def handle_retry_batch(event: Mapping[str, Any], context: Any = None) -> dict[st
     start_by = deadline - runtime.settings.read_timeout
     for record in records:
         sqs_message_id = str(record.get("messageId", ""))
-        if time.monotonic() >= start_by:
+        # Too late to deliver: back to the queue by visibility timeout, unless pacing holds the call
+        # anyway; then paced_attempt re-queues the event at once, delayed, without calling.
+        if time.monotonic() >= start_by and not runtime.freshdesk.pacing_delay(runtime.settings.retry_rate_reserve):
             failures.append({"itemIdentifier": sqs_message_id})
             continue
         try:
@@ -51,7 +53,7 @@ def retry_record(record: Mapping[str, Any], runtime: Runtime, *, deadline: float
     attempts = int(envelope.get("attempts") or 0)
     first_seen = float(envelope.get("first_seen") or time.time())
     message_id = str(envelope.get("messageId") or "")
-    if already_final(runtime, message_id):
+    if already_handled(runtime, message_id, envelope):
         # SQS delivered this message again after it was handled: no second Freshdesk call.
         report(Result(message_id, Outcome.DROPPED, reason="already_handled", duplicate=True),
                message="retry processed", metric_prefix="retry_", attempts=attempts)
@@ -88,14 +90,23 @@ def paced_attempt(event: Mapping[str, Any], runtime: Runtime, *, deadline: float
     return attempt_event(event, runtime, deadline=deadline)
 
 
-def already_final(runtime: Runtime, message_id: str) -> bool:
+def already_handled(runtime: Runtime, message_id: str, envelope: Mapping[str, Any]) -> bool:
+    """Whether SQS is delivering again a message whose event was already taken to a final state.
+
+    A rejection counts only for a message that was queued for retry: an envelope that says `rejected`
+    or `exhausted` was parked and comes back from the DLQ on purpose (a replay), so it is tried again.
+    """
     if runtime.idempotency is None or not message_id:
         return False
     try:
         claim = runtime.idempotency.read(message_id)
     except StoreUnavailable:
         return False
-    return bool(claim and claim.state == DONE and (claim.summary or {}).get("outcome") in HANDLED_OUTCOMES)
+    if not claim or claim.state != DONE:
+        return False
+    outcome = (claim.summary or {}).get("outcome")
+    replay = envelope.get("outcome") in ("rejected", "exhausted")
+    return outcome in HANDLED_OUTCOMES or (outcome == "rejected" and not replay)
 
 
 def parse_envelope(body: Any) -> dict[str, Any] | None:
