@@ -9,12 +9,17 @@ PY := $(VENV)/bin/python
 SAM := $(TOOLS)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help demo test unit build validate tools venv clean
+.PHONY: help demo test unit build validate tools venv clean serve explain check dlq-list dlq-replay
 help:
 	@echo "make demo      run every sample event through the real handlers (local sandbox + embedded AWS)"
 	@echo "make test      install what the tests need, then run them all (unit, integration, template)"
 	@echo "make build     sam build (arm64, python3.13) into .aws-sam/"
 	@echo "make validate  sam validate --lint and cfn-lint"
+	@echo "make serve     local webhook on http://127.0.0.1:3000/events (sandbox + embedded AWS; ARGS=\"--port N\")"
+	@echo "make explain EVENT=events/signed-up.json   what the Default preset does with an event, and the request"
+	@echo "make check     read-only Freshdesk credentials check (FRESHDESK_DOMAIN + FRESHDESK_API_KEY, STACK=name, or ARGS=--sandbox)"
+	@echo "make dlq-list  list the dead-letter queue of make serve, or of STACK=name [REGION=r]"
+	@echo "make dlq-replay  send parked events back to the retry queue (ARGS=\"--status 400 --outcome rejected --message-id ID --dry-run\")"
 
 $(PY):
 	@if [ -z "$(PYTHON313)" ]; then echo "Python 3.13 not found: install it (python3.13 on PATH, or 'pyenv install 3.13')" >&2; exit 1; fi
@@ -53,3 +58,23 @@ build: venv tools
 
 clean:
 	rm -rf .aws-sam .local .pytest_cache
+
+# Local development tools (README: "Local development tools"). ARGS passes further options through;
+# STACK (and REGION) point check and the DLQ targets at a deployed stack instead of the local run.
+STACK_ARGS = $(if $(STACK),--stack $(STACK)$(if $(REGION), --region $(REGION)))
+
+serve: venv
+	$(PY) -m signal_freshdesk_dev.serve $(ARGS)
+
+explain: venv
+	@if [ -z "$(EVENT)" ]; then echo "usage: make explain EVENT=events/signed-up.json [ARGS=--json]" >&2; exit 2; fi
+	$(PY) -m signal_freshdesk_dev.explain $(EVENT) $(ARGS)
+
+check: venv
+	$(PY) -m signal_freshdesk_dev.check $(STACK_ARGS) $(ARGS)
+
+dlq-list: venv
+	$(PY) -m signal_freshdesk_dev.dlq list $(or $(STACK_ARGS),--local) $(ARGS)
+
+dlq-replay: venv
+	$(PY) -m signal_freshdesk_dev.dlq replay $(or $(STACK_ARGS),--local) $(ARGS)
