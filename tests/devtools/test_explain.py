@@ -7,20 +7,12 @@ import json
 import socket
 
 import pytest
-
 from signal_freshdesk_dev import explain
 from signal_freshdesk_dev.handlers import EVENTS_DIR
+from signal_freshdesk_dev.samples import GUIDE_SIGNED_UP_BODY
 
 # The integration guide's "Example: Signed Up" request body.
-GUIDE_BODY = {
-    "name": "John Doe",
-    "email": "john.doe@example.com",
-    "phone": "+447700900123",
-    "unique_external_id": "usr_123",
-    "job_title": "Head of Growth",
-    "tags": ["marketing-consent"],
-    "custom_fields": {"signup_method": "email"},
-}
+GUIDE_BODY = GUIDE_SIGNED_UP_BODY
 
 # Every sample in events/: (decision, operation or drop reason) per event, in order.
 SAMPLES = {

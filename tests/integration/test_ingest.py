@@ -8,19 +8,11 @@ import time
 
 import pytest
 import urllib3
-
 from signal_freshdesk_dev.apigw import LambdaContext, http_api_event
 from signal_freshdesk_dev.handlers import ingest_handler, load_event, signal_events_of
+from signal_freshdesk_dev.samples import GUIDE_SIGNED_UP_BODY
 
-GUIDE_BODY = {
-    "name": "John Doe",
-    "email": "john.doe@example.com",
-    "phone": "+447700900123",
-    "unique_external_id": "usr_123",
-    "job_title": "Head of Growth",
-    "tags": ["marketing-consent"],
-    "custom_fields": {"signup_method": "email"},
-}
+GUIDE_BODY = GUIDE_SIGNED_UP_BODY
 
 
 def contact_posts(freshdesk):

@@ -23,16 +23,9 @@ from signal_freshdesk.outcomes import (
     without_fields,
 )
 from signal_freshdesk.preset import Operation
+from signal_freshdesk_dev.samples import GUIDE_SIGNED_UP_BODY
 
-CONTACT = {
-    "name": "John Doe",
-    "email": "john.doe@example.com",
-    "phone": "+447700900123",
-    "unique_external_id": "usr_123",
-    "job_title": "Head of Growth",
-    "tags": ["marketing-consent"],
-    "custom_fields": {"signup_method": "email"},
-}
+CONTACT = dict(GUIDE_SIGNED_UP_BODY)
 CONTACT_NO_OPTIONALS = {"name": "John Doe", "email": "john.doe@example.com"}
 BOTH_OPERATIONS = [Operation.SIGN_UP, Operation.IDENTIFY]
 

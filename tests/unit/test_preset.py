@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from signal_freshdesk.preset import (
     CONSENT_TAG,
     Consent,
@@ -28,6 +27,7 @@ from signal_freshdesk.preset import (
     select_operation,
 )
 from signal_freshdesk_dev.handlers import load_event, signal_events_of
+from signal_freshdesk_dev.samples import GUIDE_SIGNED_UP_BODY
 
 SHA256_OF_EMAIL = "836f82db99121b3481011f16b49dfa5fbc714a0d1b1b9f784a1ebbbf5b39577f"
 _UNSET = object()
@@ -162,15 +162,7 @@ def test_drop_carries_message_id():
 # --------------------------------------------------------------------------- the guide's example
 
 
-JOHN_DOE_BODY = {
-    "name": "John Doe",
-    "email": "john.doe@example.com",
-    "phone": "+447700900123",
-    "unique_external_id": "usr_123",
-    "job_title": "Head of Growth",
-    "tags": ["marketing-consent"],
-    "custom_fields": {"signup_method": "email"},
-}
+JOHN_DOE_BODY = GUIDE_SIGNED_UP_BODY
 
 
 def test_john_doe_signed_up_yields_exactly_the_guide_body():
