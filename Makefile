@@ -9,17 +9,19 @@ PY := $(VENV)/bin/python
 SAM := $(TOOLS)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help demo test unit build validate tools venv clean serve explain check dlq-list dlq-replay
+.PHONY: help demo test unit build validate tools venv clean serve explain check dlq-list dlq-replay bench ledger
 help:
 	@echo "make demo      run every sample event through the real handlers (local sandbox + embedded AWS)"
 	@echo "make test      install what the tests need, then run them all (unit, integration, template)"
 	@echo "make build     sam build (arm64, python3.13) into .aws-sam/"
 	@echo "make validate  sam validate --lint and cfn-lint"
+	@echo "make bench     performance benchmark (a few minutes): table and BENCH line, written to bench/results.md"
 	@echo "make serve     local webhook on http://127.0.0.1:3000/events (sandbox + embedded AWS; ARGS=\"--port N\")"
 	@echo "make explain EVENT=events/signed-up.json   what the Default preset does with an event, and the request"
 	@echo "make check     read-only Freshdesk credentials check (FRESHDESK_DOMAIN + FRESHDESK_API_KEY, STACK=name, or ARGS=--sandbox)"
 	@echo "make dlq-list  list the dead-letter queue of make serve, or of STACK=name [REGION=r]"
 	@echo "make dlq-replay  send parked events back to the retry queue (ARGS=\"--status 400 --outcome rejected --message-id ID --dry-run\")"
+	@echo "make ledger   reliability ledger: 1,000 faulty events through the handlers, every one accounted for (EVENTS=n SEED=n)"
 
 $(PY):
 	@if [ -z "$(PYTHON313)" ]; then echo "Python 3.13 not found: install it (python3.13 on PATH, or 'pyenv install 3.13')" >&2; exit 1; fi
@@ -78,3 +80,17 @@ dlq-list: venv
 
 dlq-replay: venv
 	$(PY) -m signal_freshdesk_dev.dlq replay $(or $(STACK_ARGS),--local) $(ARGS)
+
+# The performance benchmark (README: "Performance"). The naive baseline it measures against needs
+# aws-lambda-powertools[tracer], from devtools' `bench` extra. ARGS=--quick for a smoke run.
+$(VENV)/.bench-installed: $(VENV)/.installed devtools/pyproject.toml
+	$(PY) -m pip install --quiet -e 'devtools[bench]'
+	@touch $@
+
+bench: $(VENV)/.bench-installed
+	$(PY) -m signal_freshdesk_dev.bench $(ARGS)
+
+# The reliability ledger (tests/reliability): EVENTS events (default 1000) through the real handlers
+# with random faults, then every event accounted for; SEED replays a stream. Exit status 1 on a problem.
+ledger: venv
+	$(PY) -m signal_freshdesk_dev.ledger --events $(or $(EVENTS),1000) $(if $(SEED),--seed $(SEED)) $(ARGS)

@@ -1,0 +1,80 @@
+"""Reliability: push a large, mixed, faulty stream through the real handlers and account for every event.
+
+The harness and the precise meaning of "accounted for" are in signal_freshdesk_dev/ledger.py.
+CI runs a slice (LEDGER_EVENTS, default 150); the full run is `LEDGER_EVENTS=1000 pytest tests/reliability`
+or `make ledger`. LEDGER_SEED replays a stream (the seed is printed with the tally).
+"""
+
+from __future__ import annotations
+
+from signal_freshdesk_dev.ledger import LEDGER_ENV, LedgerConfig, run_ledger
+
+
+def test_every_accepted_event_is_accounted_for(stack, configure, capsys):
+    config = LedgerConfig.from_env()
+    configure(**LEDGER_ENV)
+    report, _ = run_ledger(config, resources=stack.resources, sandbox=stack.freshdesk, sqs_client=stack.sqs)
+    with capsys.disabled():
+        print("\n" + report.tally)
+    assert report.ok, report.failure_text() + "\n" + report.tally
+
+
+# -- The ledger can fail: each check below breaks the product (or the sandbox) on purpose, with
+# monkeypatch, for one small run, and expects the ledger to say so. Nothing here stays broken.
+
+def small_run(stack, configure, **faults):
+    config = LedgerConfig.from_env({"LEDGER_SEED": "7", "LEDGER_EVENTS": "40"}, chaos_tail_seconds=0.5,
+                                   drain_timeout=60.0)
+    quiet = {name: 0 for name in ("outages", "freshdesk_429", "freshdesk_timeout", "freshdesk_slow",
+                                  "freshdesk_drop", "rate_storm", "field_toggle", "poison", "secret_failure",
+                                  "sqs_send_failure", "ingest_crash", "retry_crash", "retry_kill",
+                                  "signal_resend_2xx", "signal_concurrent_copy")}
+    for name, value in {**quiet, **faults}.items():
+        setattr(config.faults, name, value)
+    configure(**LEDGER_ENV)
+    report, _ = run_ledger(config, resources=stack.resources, sandbox=stack.freshdesk, sqs_client=stack.sqs)
+    return report
+
+
+def test_the_ledger_fails_when_queued_events_are_lost(stack, configure, monkeypatch):
+    from signal_freshdesk import retry, webhook
+    from signal_freshdesk.outcomes import Outcome
+
+    def forgetful(real):
+        def secure(event, result, runtime, **kwargs):
+            if result.outcome is Outcome.QUEUED:
+                return result  # answers "queued" but sends nothing to the retry queue
+            return real(event, result, runtime, **kwargs)
+        return secure
+
+    monkeypatch.setattr(webhook, "secure", forgetful(webhook.secure))
+    monkeypatch.setattr(retry, "secure", forgetful(retry.secure))
+    report = small_run(stack, configure, freshdesk_5xx=1.0)
+    assert not report.ok
+    assert report.problems["lost"], report.tally
+
+
+def test_the_ledger_fails_when_an_event_is_both_delivered_and_parked(stack, configure, monkeypatch):
+    from signal_freshdesk import webhook
+    from signal_freshdesk.outcomes import Outcome
+    from signal_freshdesk.pipeline import make_envelope
+
+    real = webhook.secure
+
+    def also_park(event, result, runtime, **kwargs):
+        if result.outcome is Outcome.DELIVERED:
+            runtime.queues.park(make_envelope(event, result, attempts=1, first_seen=0.0, outcome="rejected"))
+        return real(event, result, runtime, **kwargs)
+
+    monkeypatch.setattr(webhook, "secure", also_park)
+    report = small_run(stack, configure)
+    assert report.problems["contradictory"], report.tally
+
+
+def test_the_ledger_fails_when_a_contact_is_created_twice(stack, configure, monkeypatch):
+    # Without the idempotency store, and with a Freshdesk that lets duplicates through, Signal's re-sent
+    # requests create every contact a second time.
+    monkeypatch.setattr(stack.freshdesk, "_duplicates", lambda data, exclude_id: [])
+    configure(IDEMPOTENCY_TABLE="")
+    report = small_run(stack, configure, signal_resend_2xx=1.0)
+    assert report.problems["created twice"], report.tally
