@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from signal_freshdesk.preset import (
     plan_event,
     read_consent,
     select_operation,
+    slim_event,
 )
 from signal_freshdesk_dev.handlers import load_event, signal_events_of
 from signal_freshdesk_dev.samples import GUIDE_SIGNED_UP_BODY
@@ -806,3 +808,28 @@ def test_consent_checked_before_identity():
 def test_identity_still_enforced_when_consent_is_off():
     event = make_event(user_id=None, context_traits={"name": "N"}, consent=None)
     assert drop_reason(event, consent_mode="off") is DropReason.ANONYMOUS
+
+
+# --- what the retry queue and the DLQ keep of an event
+
+def test_slim_event_maps_exactly_like_the_full_event_for_every_sample():
+    for name in ("signed-up", "identified", "page-view", "anonymous-track", "consent-denied", "batch"):
+        for event in signal_events_of(load_event(name)):
+            for mode in ("require", "tag_only", "off"):
+                assert plan_event(slim_event(event), consent_mode=mode) == plan_event(event, consent_mode=mode)
+
+
+def test_slim_event_drops_what_the_preset_does_not_read():
+    event = signal_events_of(load_event("signed-up"))[0]
+    slim = slim_event(event)
+    assert "ip" not in json.dumps(slim) and "userAgent" not in json.dumps(slim)
+    assert set(slim) <= {"type", "event", "messageId", "userId", "user_id", "traits", "properties", "context"}
+
+
+def test_slim_event_bounds_huge_values_without_changing_the_mapping():
+    event = {"type": "identify", "userId": "u" * 5000, "messageId": "m",
+             "traits": {"name": "N" * 2_000_000, "email": "a" * 900_000 + "@example.com", "note": "x" * 10**6},
+             "context": {"consent": {"canonical": {"marketing": True, "analytics": "y" * 10**6}}}}
+    slim = slim_event(event)
+    assert len(json.dumps(slim)) < 20_000
+    assert plan_event(slim) == plan_event(event)

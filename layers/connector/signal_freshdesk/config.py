@@ -34,7 +34,9 @@ class Settings:
     retry_base_seconds: int = 10
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
-    batch_concurrency: int = 8
+    # A batch of 100 at 150 ms per Freshdesk answer in about 1.6 s (bench/results.md); at most the
+    # size of the connection pools (10), so no connection is opened only to be thrown away.
+    batch_concurrency: int = 10
     # Time kept back from the Lambda deadline (and from API Gateway's 30 s) to queue what is left.
     deadline_margin_seconds: float = 4.0
     webhook_deadline_seconds: float = 29.0
@@ -47,6 +49,7 @@ class Settings:
     secrets_extension_port: int = 2773
     rate_window_seconds: float = 60.0
     retry_rate_reserve: int = 1
+    retry_pacing_max_wait_seconds: float = 10.0
     idempotency_table: str = ""
     idempotency_ttl_seconds: int = 86_400
     signature_header: str = "X-Signal-Signature"
@@ -81,6 +84,8 @@ class Settings:
                                         minimum=1),
             rate_window_seconds=_float(env, "FRESHDESK_RATE_WINDOW_SECONDS", cls.rate_window_seconds),
             retry_rate_reserve=_int(env, "RETRY_RATE_RESERVE", cls.retry_rate_reserve, minimum=0),
+            retry_pacing_max_wait_seconds=_float(env, "RETRY_PACING_MAX_WAIT_SECONDS",
+                                                 cls.retry_pacing_max_wait_seconds),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", "").strip(),
             idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds, minimum=60),
             signature_header=env.get("WEBHOOK_SIGNATURE_HEADER", "").strip() or cls.signature_header,

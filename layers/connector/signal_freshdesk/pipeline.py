@@ -11,7 +11,7 @@ from .credentials import SecretUnavailable
 from .delivery import Result, deliver_contact
 from .observability import count, logger
 from .outcomes import Outcome, backoff_delay
-from .preset import Drop, message_id_of, plan_event
+from .preset import Drop, message_id_of, plan_event, slim_event
 from .runtime import Runtime
 from .sqs import QueueError
 
@@ -49,7 +49,7 @@ def make_envelope(event: Mapping[str, Any], result: Result, *, attempts: int, fi
             "error": result.error,
             "body": result.freshdesk_body,
         },
-        "event": dict(event),
+        "event": slim_event(event),
     }
 
 

@@ -152,7 +152,7 @@ def company_id(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value if value > 0 else None
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 18:
         number = int(value.strip())
         return number if number > 0 else None
     return None
@@ -228,3 +228,44 @@ def _text(value: object) -> str | None:
 def _put(contact: dict[str, Any], key: str, value: Any) -> None:
     if value is not None and value != "":
         contact[key] = value
+
+
+TRAIT_KEYS = ("name", "firstName", "first_name", "lastName", "last_name", "email", "phone", "title", "company_id")
+MAX_KEPT_TEXT = 4096
+
+
+def slim_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of an event the preset reads: what the retry queue and the DLQ keep.
+
+    The mapping's answer is the same for the slim event as for the full one (texts over 4096 characters
+    are cut, which changes nothing: every mapped field is at most 255). So a retry or a replay maps the
+    event afresh, and an SQS message stays far under its size limit whatever else the event carried.
+    """
+    def keep(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > MAX_KEPT_TEXT:
+            return value.strip()[:MAX_KEPT_TEXT]
+        return value if isinstance(value, (str, int, float, bool)) or value is None else None
+
+    def traits(source: object) -> dict[str, Any]:
+        found = _mapping(source)
+        return {k: keep(found[k]) for k in TRAIT_KEYS if k in found}
+
+    slim: dict[str, Any] = {k: keep(event[k]) for k in ("type", "event", "messageId", "userId", "user_id")
+                            if k in event}
+    if isinstance(event.get("traits"), Mapping):
+        slim["traits"] = traits(event["traits"])
+    if isinstance(_mapping(event.get("properties")).get("method"), str):
+        slim["properties"] = {"method": keep(event["properties"]["method"])}
+    context = _mapping(event.get("context"))
+    kept_context: dict[str, Any] = {}
+    if isinstance(context.get("traits"), Mapping):
+        kept_context["traits"] = traits(context["traits"])
+    consent = _mapping(context.get("consent"))
+    if consent:
+        canonical = consent.get("canonical")
+        kept_context["consent"] = ({"canonical": {k: keep(v) for k, v in canonical.items() if k == "marketing"}}
+                                   if isinstance(canonical, Mapping) else
+                                   {k: keep(v) for k, v in consent.items() if k == "marketing"})
+    if kept_context:
+        slim["context"] = kept_context
+    return slim

@@ -26,6 +26,8 @@ def handle_retry_batch(event: Mapping[str, Any], context: Any = None) -> dict[st
     failures: list[dict[str, str]] = []
     deadline = _deadline(context, runtime)
     start_by = deadline - runtime.settings.read_timeout
+    # Pacing waits of this invocation end by then: in-flight messages are not held for long.
+    wait_until = min(start_by, time.monotonic() + runtime.settings.retry_pacing_max_wait_seconds)
     for record in records:
         sqs_message_id = str(record.get("messageId", ""))
         # Too late to deliver: back to the queue by visibility timeout, unless pacing holds the call
@@ -34,7 +36,7 @@ def handle_retry_batch(event: Mapping[str, Any], context: Any = None) -> dict[st
             failures.append({"itemIdentifier": sqs_message_id})
             continue
         try:
-            ok = retry_record(record, runtime, deadline=deadline)
+            ok = retry_record(record, runtime, deadline=deadline, wait_until=wait_until)
         except Exception:
             logger.exception("unexpected error in the retry function; the record returns to the queue",
                              extra={"sqsMessageId": sqs_message_id})
@@ -44,7 +46,8 @@ def handle_retry_batch(event: Mapping[str, Any], context: Any = None) -> dict[st
     return {"batchItemFailures": failures}
 
 
-def retry_record(record: Mapping[str, Any], runtime: Runtime, *, deadline: float) -> bool:
+def retry_record(record: Mapping[str, Any], runtime: Runtime, *, deadline: float,
+                 wait_until: float | None = None) -> bool:
     """Handle one SQS record. True when the record may be deleted (its event is final or secured again)."""
     envelope = parse_envelope(record.get("body"))
     if envelope is None:
@@ -58,7 +61,7 @@ def retry_record(record: Mapping[str, Any], runtime: Runtime, *, deadline: float
         report(Result(message_id, Outcome.DROPPED, reason="already_handled", duplicate=True),
                message="retry processed", metric_prefix="retry_", attempts=attempts)
         return True
-    result = paced_attempt(event, runtime, deadline=deadline)
+    result = paced_attempt(event, runtime, deadline=deadline, wait_until=wait_until)
     made = attempts + int(result.attempted)
     secured = secure(event, result, runtime, attempts=made, first_seen=first_seen)
     if secured.outcome is not Outcome.FAILED and runtime.idempotency is not None and message_id:
@@ -70,19 +73,22 @@ def retry_record(record: Mapping[str, Any], runtime: Runtime, *, deadline: float
     return secured.outcome is not Outcome.FAILED
 
 
-def paced_attempt(event: Mapping[str, Any], runtime: Runtime, *, deadline: float) -> Result:
+def paced_attempt(event: Mapping[str, Any], runtime: Runtime, *, deadline: float,
+                  wait_until: float | None = None) -> Result:
     """attempt_event, once Freshdesk's rate budget allows a call (FreshdeskClient.pacing_delay).
 
-    While the budget of the current window is spent, the function waits, as long as its time allows:
-    a waiting invocation also keeps the event source from taking more of the backlog. What cannot
-    wait that long goes back to the retry queue, delayed by the wait, without calling Freshdesk (not
-    an attempt). Calling anyway would only buy a 429 and waste a call of the account's budget.
+    While the budget of the current window is spent, the function waits until `wait_until` at most
+    (RETRY_PACING_MAX_WAIT_SECONDS into the invocation, and never past the time to start a call): a
+    waiting invocation also keeps the event source from taking more of the backlog. What cannot wait
+    that long goes back to the retry queue, delayed by the wait, without calling Freshdesk (not an
+    attempt). Calling anyway would only buy a 429 and waste a call of the account's budget.
     After a 429 (the rate gate is closed), attempt_event re-queues by Retry-After as before.
     """
     wait = runtime.freshdesk.pacing_delay(runtime.settings.retry_rate_reserve)
     if wait > 0 and runtime.freshdesk.rate_limited_for() <= 0:
-        start_by = deadline - runtime.settings.read_timeout
-        time.sleep(max(0.0, min(wait, start_by - time.monotonic())))
+        if wait_until is None:
+            wait_until = deadline - runtime.settings.read_timeout
+        time.sleep(max(0.0, min(wait, wait_until - time.monotonic())))
         wait = runtime.freshdesk.pacing_delay(runtime.settings.retry_rate_reserve)
         if wait > 0:
             result = attempt_event(event, runtime, deadline=deadline, skip_delivery_reason="rate_limited")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from . import secrets_extension, secrets_manager, sqs
+from . import secrets_extension, secrets_manager
+from .boto_clients import reset_clients
 from .config import Settings
 from .credentials import CredentialStore
 from .dynamodb import DynamoDBClient
@@ -67,5 +68,4 @@ def reset_runtime() -> None:
     global _runtime
     with _lock:
         _runtime = None
-    secrets_manager.reset_client()
-    sqs.reset_client()
+    reset_clients()

@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
+from .boto_clients import boto3_client
 from .config import ConfigError
 from .credentials import SecretUnavailable
-
-_client = None
-_client_lock = threading.Lock()
-
-
-def _secrets_client():
-    global _client
-    with _client_lock:
-        if _client is None:
-            import boto3
-
-            _client = boto3.client("secretsmanager")
-        return _client
-
-
-def reset_client() -> None:
-    global _client
-    _client = None
 
 
 def read_secret_json(secret_id: str) -> dict[str, Any]:
@@ -34,7 +16,7 @@ def read_secret_json(secret_id: str) -> dict[str, Any]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        response = _secrets_client().get_secret_value(SecretId=secret_id)
+        response = boto3_client("secretsmanager").get_secret_value(SecretId=secret_id)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "ClientError")
         if code == "ResourceNotFoundException":

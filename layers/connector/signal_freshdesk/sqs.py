@@ -3,26 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
-_client = None
-_client_lock = threading.Lock()
-
-
-def _sqs_client():
-    global _client
-    with _client_lock:
-        if _client is None:
-            import boto3
-
-            _client = boto3.client("sqs")
-        return _client
-
-
-def reset_client() -> None:
-    global _client
-    _client = None
+from .boto_clients import boto3_client
 
 
 class QueueError(Exception):
@@ -49,7 +32,7 @@ class RetryQueues:
             "status": str((envelope.get("last_error") or {}).get("status") or "none"),
         }
         try:
-            _sqs_client().send_message(
+            boto3_client("sqs").send_message(
                 QueueUrl=url,
                 MessageBody=json.dumps(envelope, separators=(",", ":"), default=str),
                 DelaySeconds=delay,
