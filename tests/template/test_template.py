@@ -161,6 +161,13 @@ def test_sam_build_produces_layer_and_functions(tmp_path: Path) -> None:
     missing = [str(p.relative_to(build_dir)) for p in expected if not p.exists()]
     assert not missing, f"missing from the build: {missing}"
     assert had_aws_sam or not (REPO / ".aws-sam").exists(), "sam build wrote .aws-sam into the repository"
+    # Bytecode ships with the layer (Lambda cannot write it under /opt), valid without source timestamps.
+    for module in ("webhook", "retry", "preset", "freshdesk"):
+        pyc = layer / "signal_freshdesk" / "__pycache__" / f"{module}.cpython-313.pyc"
+        assert pyc.exists(), f"{pyc.name} is not in the built layer"
+        flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+        assert flags == 0b01, f"{pyc.name} is not an unchecked-hash pyc (flags {flags:#b})"
+    assert (layer / "urllib3" / "__pycache__").is_dir()
 
 
 # --------------------------------------------------------------------------------------------
