@@ -26,9 +26,8 @@ from signal_freshdesk.freshdesk import FreshdeskClient
 from signal_freshdesk.outcomes import Answer
 
 from .apigw import LOCAL_WEBHOOK_TOKEN
-from .local_aws import FAKE_CREDENTIALS
 from .sandbox import FreshdeskSandbox
-from .serve import STATE_FILE, ServeError, read_state
+from .serve import STATE_FILE, ServeError, read_state, serve_client
 
 SIGNUP_FIELD = "signup_method"
 
@@ -183,15 +182,11 @@ def target_from_stack(stack: str, region: str | None) -> Target:
 
 
 def target_from_serve(state_path: Path) -> Target:
-    import boto3
-
     try:
         state = read_state(state_path)
     except ServeError as exc:
         raise CheckError(str(exc)) from None
-    secrets = boto3.client("secretsmanager", region_name=state["region"], endpoint_url=state["aws_endpoint_url"],
-                           aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                           aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    secrets = serve_client(state, "secretsmanager")
     try:
         text = secrets.get_secret_value(SecretId=state["secret_arn"]).get("SecretString")
     except Exception as exc:  # moto gone: the serve process died without removing its state file

@@ -23,8 +23,7 @@ from typing import Any, Iterable, TextIO
 
 from signal_freshdesk.retry import parse_envelope
 
-from .local_aws import FAKE_CREDENTIALS
-from .serve import STATE_FILE, ServeError, read_state
+from .serve import STATE_FILE, ServeError, read_state, serve_client
 
 # How long a listed message stays hidden from other readers while a pass is under way.
 LIST_VISIBILITY_SECONDS = 30
@@ -309,15 +308,11 @@ def queues_of_stack(stack: str, region: str | None) -> tuple[Any, str, str]:
 
 
 def queues_of_serve(state_path: Path) -> tuple[Any, str, str]:
-    import boto3
-
     try:
         state = read_state(state_path)
     except ServeError as exc:
         raise QueueLookupError(str(exc)) from None
-    sqs = boto3.client("sqs", region_name=state["region"], endpoint_url=state["aws_endpoint_url"],
-                       aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                       aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    sqs = serve_client(state, "sqs")
     return sqs, state["retry_queue_url"], state["dlq_url"]
 
 

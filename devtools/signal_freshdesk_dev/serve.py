@@ -582,6 +582,15 @@ def read_state(path: Path = STATE_FILE) -> dict[str, Any]:
     return state
 
 
+def serve_client(state: dict[str, Any], service: str) -> Any:
+    """A boto3 client for the embedded AWS of a running `make serve` (from read_state)."""
+    import boto3
+
+    return boto3.client(service, region_name=state["region"], endpoint_url=state["aws_endpoint_url"],
+                        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+
+
 def _process_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
