@@ -16,6 +16,7 @@ from signal_freshdesk_dev.event_source import DrainStats, SqsEventSource
 from signal_freshdesk_dev.handlers import EVENTS_DIR, ingest_handler, load_event, retry_handler
 from signal_freshdesk_dev.local_aws import REGION, LocalAws, local_secret, provision
 from signal_freshdesk_dev.sandbox import FreshdeskSandbox
+pytest_plugins = ["tests.security.log_privacy"]
 
 SANDBOX_KEY = "sandbox-api-key"
 
@@ -80,7 +81,7 @@ class Stack:
         return {k.removeprefix("ApproximateNumberOfMessages") or "Visible": int(v) for k, v in attrs.items()}
 
     def parked(self) -> list[dict[str, Any]]:
-        """Every message in the DLQ (received, then made visible again at once)."""
+        """Every message in the DLQ. Receiving hides them for 30 s: call once per test, or use dlq.list_parked."""
         found: list[dict[str, Any]] = []
         while True:
             messages = self.sqs.receive_message(QueueUrl=self.resources.dlq_url, MaxNumberOfMessages=10,

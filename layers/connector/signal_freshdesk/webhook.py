@@ -113,7 +113,7 @@ def parse_events(data: bytes, max_events: int) -> tuple[list[Any], bool]:
     except json.JSONDecodeError as exc:
         raise BadRequest(400, f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except ValueError as exc:  # e.g. an integer longer than Python converts
-        raise BadRequest(400, f"the body holds a value that cannot be read: {exc}"[:300]) from None
+        raise BadRequest(400, f"the body's JSON holds a value that cannot be read ({exc})"[:300]) from None
     if isinstance(parsed, dict) and "batch" in parsed:
         parsed = parsed["batch"]
         if not isinstance(parsed, list):
