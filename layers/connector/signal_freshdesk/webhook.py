@@ -6,7 +6,6 @@ import base64
 import binascii
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
 from .config import ConfigError
@@ -132,6 +131,8 @@ def parse_events(data: bytes, max_events: int) -> tuple[list[Any], bool]:
 def process_events(events: list[Any], runtime: Runtime, *, deadline: float) -> list[Result]:
     if len(events) == 1:
         return [process_one(events[0], runtime, deadline)]
+    from concurrent.futures import ThreadPoolExecutor  # only batches need it: kept off the cold path
+
     workers = max(1, min(runtime.settings.batch_concurrency, len(events)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
         return list(pool.map(lambda item: process_one(item, runtime, deadline), events))
