@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -26,8 +27,10 @@ class SqsEventSource:
         self.batch_size = batch_size
         self.function_timeout = function_timeout
         self.region = region
-        self.queue_arn = sqs_client.get_queue_attributes(
-            QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attributes = sqs_client.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["QueueArn", "VisibilityTimeout"])["Attributes"]
+        self.queue_arn = attributes["QueueArn"]
+        self.visibility_timeout = int(attributes.get("VisibilityTimeout", "30"))
 
     def poll_once(self, stats: DrainStats | None = None, wait_seconds: int = 0) -> int:
         """One receive and one invocation, as the event source mapping does. Returns records handled."""
@@ -40,11 +43,14 @@ class SqsEventSource:
             return 0
         event = {"Records": [self._record(m) for m in messages]}
         context = LambdaContext(function_name="signal-freshdesk-retry", timeout_seconds=self.function_timeout)
+        holding = self._hold_invisible(messages)
         try:
             answer = self.handler(event, context) or {}
             failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
         except Exception:
             failed = {m["MessageId"] for m in messages}  # an invocation error returns the whole batch
+        finally:
+            holding.set()
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             chunk = done[start:start + 10]
@@ -54,6 +60,28 @@ class SqsEventSource:
         stats.records += len(messages)
         stats.failures += len(failed)
         return len(messages)
+
+    def _hold_invisible(self, messages: list[dict[str, Any]]) -> threading.Event:
+        """Keep the batch invisible while its invocation runs.
+
+        The template sizes the queue's visibility timeout at six times the function timeout, so in AWS
+        no record reappears while its invocation is still running. Local queues use a short visibility
+        timeout so failed records come back quickly; extending it during the invocation keeps that
+        guarantee. Failed records still reappear one visibility timeout after the invocation.
+        """
+        done = threading.Event()
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.visibility_timeout}
+                   for i, m in enumerate(messages)]
+
+        def extend() -> None:
+            while not done.wait(max(0.2, self.visibility_timeout / 2)):
+                try:
+                    self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+                except Exception:  # noqa: BLE001 - best effort, as a heartbeat
+                    pass
+
+        threading.Thread(target=extend, daemon=True, name="visibility-heartbeat").start()
+        return done
 
     def pending(self) -> int:
         attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=[
