@@ -71,11 +71,6 @@ def raw_request(body: Any = ABSENT, *, headers: Mapping[str, str] | None = None,
     return request
 
 
-def json_request(value: Any, **kwargs: Any) -> dict[str, Any]:
-    kwargs.setdefault("headers", {"content-type": "application/json"})
-    return raw_request(json.dumps(value), **kwargs)
-
-
 @dataclass(frozen=True)
 class Answer:
     status: int

@@ -186,7 +186,20 @@ def mutate(event: dict[str, Any], changes: list[tuple[tuple[str, ...], Any]]) ->
 
 MUTATED_SAMPLES = st.builds(mutate, st.sampled_from(SAMPLE_EVENTS),
                             st.lists(st.sampled_from(PATHS).flatmap(mutation), min_size=1, max_size=4))
-EVENTS = st.one_of(MUTATED_SAMPLES, GENERATED_EVENTS, st.sampled_from(SAMPLE_EVENTS))
+# Events that pass type, consent and identity, so most of them reach Freshdesk (created, updated,
+# or rejected for an unknown company and parked): the fields around the identity are still hostile.
+DELIVERABLE_EVENTS = st.fixed_dictionaries({
+    "messageId": st.uuids().map(str),
+    "type": st.sampled_from(["identify", "track"]),
+    "event": st.sampled_from(["Identified", "Signed Up"]),
+    "userId": st.one_of(SAFE_TEXT, st.integers(0, 10**6), HUGE, JUNK),
+    "traits": st.fixed_dictionaries({"email": st.one_of(st.emails(), EMAILS)}, optional={
+        "name": field(NAMES), "phone": field(PHONES), "title": field(NAMES), "company_id": COMPANIES,
+        "firstName": field(NAMES), "last_name": field(NAMES)}),
+    "context": st.fixed_dictionaries({"consent": st.just({"canonical": {"marketing": True}})},
+                                     optional={"traits": st.one_of(TRAITS, JUNK)}),
+}, optional={"properties": st.fixed_dictionaries({}, optional={"method": field(NAMES)})})
+EVENTS = st.one_of(MUTATED_SAMPLES, GENERATED_EVENTS, DELIVERABLE_EVENTS, st.sampled_from(SAMPLE_EVENTS))
 BATCH_ITEMS = st.lists(st.one_of(EVENTS, EVENTS, JUNK), min_size=1, max_size=10)
 PAYLOADS = st.one_of(EVENTS, BATCH_ITEMS, BATCH_ITEMS.map(lambda items: {"batch": items}))
 

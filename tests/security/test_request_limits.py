@@ -173,6 +173,8 @@ def test_a_1_mb_string_in_every_mapped_field_sends_nothing_oversized(stack):
 def test_an_unknown_company_id_is_the_only_400_and_it_is_parked(stack):
     answer = invoke(raw_request(json.dumps(identify("m-company", email="co@example.com", company_id=10**30))))
     assert answer.status == 400 and freshdesk_400_is_known(answer.body)
+    [parked] = stack.parked()
+    assert parked["messageId"] == "m-company" and parked["last_error"]["status"] == 400
 
 
 # -- product bugs these tests found, fixed: kept as regression tests ---------------------------
@@ -185,6 +187,9 @@ def test_a_rejected_event_too_large_for_the_dlq_is_not_answered_503(stack, shape
         text = padded(event, MiB)
     answer = invoke(raw_request(text))
     assert answer.status < 500, answer.body
+    assert (answer.status, answer.body["outcome"]) == (400, "rejected")
+    [parked] = stack.parked()  # secured after all: the envelope keeps what the preset reads
+    assert parked["messageId"] == f"m-dlq-{shape}" and parked["event"]["traits"]["company_id"] == 99
 
 
 def test_a_company_id_of_more_than_4300_digits_is_not_an_internal_error(stack):
