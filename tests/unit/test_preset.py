@@ -833,3 +833,9 @@ def test_slim_event_bounds_huge_values_without_changing_the_mapping():
     slim = slim_event(event)
     assert len(json.dumps(slim)) < 20_000
     assert plan_event(slim) == plan_event(event)
+
+
+@pytest.mark.parametrize("value", [2**63, 10**30])
+def test_company_id_beyond_64_bits_is_omitted(value):
+    assert company_id(value) is None
+    assert company_id(2**63 - 1) == 2**63 - 1

@@ -151,7 +151,7 @@ def company_id(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if value > 0 else None
+        return value if 0 < value < 2**63 else None  # Freshdesk ids are 64-bit
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 18:
         number = int(value.strip())
         return number if number > 0 else None
