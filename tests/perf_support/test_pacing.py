@@ -27,6 +27,13 @@ def signed_up(i: int) -> dict:
                         "consent": {"canonical": {"marketing": True}}}}
 
 
+def receive_records(stack) -> tuple[list[dict], list[dict]]:
+    """Take up to 10 messages from the retry queue, and the SQS records the retry handler would get."""
+    messages = stack.sqs.receive_message(QueueUrl=stack.resources.retry_queue_url, MaxNumberOfMessages=10,
+                                         AttributeNames=["All"], MessageAttributeNames=["All"])["Messages"]
+    return messages, [{"messageId": m["MessageId"], "body": m["Body"]} for m in messages]
+
+
 def queue_backlog(stack, count: int) -> None:
     for start in range(0, count, 10):
         stack.sqs.send_message_batch(QueueUrl=stack.resources.retry_queue_url, Entries=[
@@ -77,9 +84,7 @@ def test_when_the_wait_outlasts_the_function_the_rest_is_requeued_without_callin
     stack.freshdesk.set_rate_limit(1, 60)
     queue_backlog(stack, 3)
     # Read timeout 2 s and 5 s kept in hand: records may start for about 0.5 s of this invocation.
-    messages = stack.sqs.receive_message(QueueUrl=stack.resources.retry_queue_url, MaxNumberOfMessages=10,
-                                         AttributeNames=["All"], MessageAttributeNames=["All"])["Messages"]
-    records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in messages]
+    messages, records = receive_records(stack)
     started = time.monotonic()
     answer = retry_handler()({"Records": records}, LambdaContext(timeout_seconds=7.5))
     assert time.monotonic() - started < 5
@@ -95,9 +100,7 @@ def test_an_invocation_waits_at_most_the_configured_time_then_requeues(stack, co
     configure(FRESHDESK_RATE_WINDOW_SECONDS="60", RETRY_RATE_RESERVE="0", RETRY_PACING_MAX_WAIT_SECONDS="0.3")
     stack.freshdesk.set_rate_limit(1, 60)
     queue_backlog(stack, 3)
-    messages = stack.sqs.receive_message(QueueUrl=stack.resources.retry_queue_url, MaxNumberOfMessages=10,
-                                         AttributeNames=["All"], MessageAttributeNames=["All"])["Messages"]
-    records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in messages]
+    messages, records = receive_records(stack)
     started = time.monotonic()
     answer = retry_handler()({"Records": records}, LambdaContext(timeout_seconds=60))
     assert time.monotonic() - started < 5  # not the minute the window has left
