@@ -5,8 +5,8 @@
     python -m signal_freshdesk_dev.check --local                         the secret of a running `make serve`
     python -m signal_freshdesk_dev.check --sandbox                       the local Freshdesk sandbox (to try it)
 
-Integration guide's curl check, without its test contact: GET /api/v2/contact_fields with the
-configured domain and key. Reports 200, 401, 403 or 404 with the README troubleshooting table's fix, a
+One read-only request, GET /api/v2/contact_fields, with the configured domain and key (no test
+contact is created). Reports 200, 401, 403 or 404 with the README troubleshooting table's fix, a
 connection or TLS failure, and whether the `signup_method` contact field exists. Exit status 0 when
 all is good, 1 otherwise. The API key is never printed.
 """

@@ -20,12 +20,12 @@ from .apigw import LambdaContext
 from .event_source import SqsEventSource
 from .handlers import ingest_handler, load_event, retry_handler, signal_events_of
 from .local_aws import REGION, LocalAws, local_secret, provision
+from .logcapture import LogCapture, processed_summary, redirect_streams, restore_streams
 from .sandbox import FreshdeskSandbox
 
 SAMPLES = ["signed-up", "identified", "page-view", "anonymous-track", "consent-denied", "batch"]
 # The sandbox answers 503 once to this sample, so the run shows the retry queue at work.
 FLAKY_SAMPLE = "identified"
-LOGGER_NAME = "signal-freshdesk"
 
 
 @dataclass
@@ -36,18 +36,6 @@ class Row:
     outcome: str
     status: Any
     reason: str = ""
-
-
-class LogTap(logging.Handler):
-    """Keeps the handlers' structured "processed" records, as CloudWatch would receive them."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.INFO)
-        self.records: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage() in ("event processed", "retry processed"):
-            self.records.append({k: getattr(record, k, None) for k in ("messageId", "outcome", "status", "reason")})
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -70,11 +58,8 @@ def run(out: TextIO, log_path: Path) -> int:
 
         reset_runtime()
         ingest, retry = ingest_handler(), retry_handler()
-        app_logger = logging.getLogger(LOGGER_NAME)
-        streams = [(handler, handler.setStream(log_file)) for handler in app_logger.handlers
-                   if isinstance(handler, logging.StreamHandler)]
-        tap = LogTap()
-        app_logger.addHandler(tap)
+        streams = redirect_streams(log_file)
+        tap = LogCapture(processed_summary).attach()  # the "processed" records, as CloudWatch would receive them
 
         out.write(f"signal-freshdesk local run\n  Freshdesk sandbox: {sandbox.base_url}\n"
                   f"  AWS (moto):        {aws.endpoint_url}  (secret, retry queue, DLQ)\n\n")
@@ -111,9 +96,8 @@ def run(out: TextIO, log_path: Path) -> int:
         out.write(f"\nDead-letter queue: {parked} parked\n")
         print_contacts(out, sandbox.contacts())
         out.write(f"\nThe functions' log lines (JSON, as CloudWatch would hold them): {log_path}\n")
-        app_logger.removeHandler(tap)
-        for handler, previous in streams:
-            handler.setStream(previous)
+        tap.detach()
+        restore_streams(streams)
         left = source.pending()
     log_file.close()
     return 0 if left == 0 else 1

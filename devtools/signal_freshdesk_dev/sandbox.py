@@ -1,7 +1,7 @@
 """A local stand-in for Freshdesk's REST API v2 contacts endpoints.
 
 Used by the integration tests, the local demo and the benchmarks. It reproduces the Freshdesk
-behaviour the connector relies on (see ``shared/reference/freshdesk-api.md``): HTTP Basic auth with
+behaviour the connector relies on (docs/behaviour.md): HTTP Basic auth with
 the API key as user name, validation errors with Freshdesk's error shape, 409 ``duplicate_value``
 with ``additional_info.user_id`` (soft-deleted contacts included), 405 on deleted or blocked
 contacts, a fixed-window rate limit with ``X-RateLimit-*`` headers and ``Retry-After``, plus fault

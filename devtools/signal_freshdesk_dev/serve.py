@@ -35,6 +35,7 @@ from .apigw import LOCAL_WEBHOOK_TOKEN, LambdaContext, http_api_event
 from .event_source import DrainStats, SqsEventSource
 from .handlers import REPO_ROOT, ingest_handler, retry_handler
 from .local_aws import FAKE_CREDENTIALS, REGION, LocalAws, local_secret, provision
+from .logcapture import LogCapture, is_processed, redirect_streams, restore_streams
 from .sandbox import FreshdeskSandbox
 
 LOCAL_DIR = REPO_ROOT / ".local"
@@ -46,7 +47,6 @@ WEBHOOK_ROUTE = ("POST", "/events")
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 INGEST_TIMEOUT_SECONDS = 29.0  # template.yaml: IngestFunction Timeout
 RETRY_TIMEOUT_SECONDS = 60.0  # template.yaml: RetryFunction Timeout
-LOGGER_NAME = "signal-freshdesk"
 STACK_NAME = "signal-freshdesk-local"
 
 # The functions see the developer's shell, except where serve sets a value: these it takes from the
@@ -67,35 +67,26 @@ class ServeError(Exception):
     """serve cannot start; the message says why."""
 
 
-class EventLines(logging.Handler):
-    """Turns the handlers' structured log records into one printed line per event (ids and outcomes only)."""
-
-    def __init__(self, serve: "LocalServe") -> None:
-        super().__init__(level=logging.INFO)
-        self.serve = serve
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-            if message in ("event processed", "retry processed"):
-                source = "ingest" if message == "event processed" else "retry"
-                detail = str(getattr(record, "reason", "") or "")
-                attempts = getattr(record, "attempts", None)
-                if source == "retry" and attempts is not None:
-                    detail = f"{detail}  attempts={attempts}".strip()
-                if getattr(record, "duplicate", False):
-                    detail = f"{detail}  duplicate: answered from the idempotency record".strip()
-                self.serve.say(source, getattr(record, "messageId", ""), getattr(record, "outcome", ""),
-                               getattr(record, "status", None), detail)
-            elif record.levelno >= logging.WARNING:
-                # The connector's warnings and errors are fixed texts; their extras may not be, so only
-                # the field names of a dropped-fields warning are added.
-                fields = getattr(record, "fields", None)
-                detail = message + (f" ({', '.join(map(str, fields))})" if isinstance(fields, list) else "")
-                level = "error" if record.levelno >= logging.ERROR else "warning"
-                self.serve.say(self.serve.source_of_thread(), getattr(record, "messageId", ""), level, None, detail)
-        except Exception:  # a printing problem must never break a handler
-            self.handleError(record)
+def event_line(serve: "LocalServe", record: logging.LogRecord) -> None:
+    """Print one line for a handler's structured log record (ids and outcomes only)."""
+    message = record.getMessage()
+    if is_processed(record):
+        source = "ingest" if message == "event processed" else "retry"
+        detail = str(getattr(record, "reason", "") or "")
+        attempts = getattr(record, "attempts", None)
+        if source == "retry" and attempts is not None:
+            detail = f"{detail}  attempts={attempts}".strip()
+        if getattr(record, "duplicate", False):
+            detail = f"{detail}  duplicate: answered from the idempotency record".strip()
+        serve.say(source, getattr(record, "messageId", ""), getattr(record, "outcome", ""),
+                  getattr(record, "status", None), detail)
+    elif record.levelno >= logging.WARNING:
+        # The connector's warnings and errors are fixed texts; their extras may not be, so only
+        # the field names of a dropped-fields warning are added.
+        fields = getattr(record, "fields", None)
+        detail = message + (f" ({', '.join(map(str, fields))})" if isinstance(fields, list) else "")
+        level = "error" if record.levelno >= logging.ERROR else "warning"
+        serve.say(serve.source_of_thread(), getattr(record, "messageId", ""), level, None, detail)
 
 
 class _HttpServer(ThreadingHTTPServer):
@@ -263,7 +254,7 @@ class LocalServe:
         self._saved_environ: dict[str, str] | None = None
         self._log_file: TextIO | None = None
         self._saved_streams: list[tuple[logging.StreamHandler, Any]] = []
-        self._tap: EventLines | None = None
+        self._tap: LogCapture[None] | None = None
         self._started = False
         self._ingest = None
 
@@ -499,23 +490,18 @@ class LocalServe:
 
     # -- logs and state ------------------------------------------------------------------------
     def _capture_logs(self) -> None:
-        app_logger = logging.getLogger(LOGGER_NAME)
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = self.log_path.open("a", encoding="utf-8")
-            for handler in app_logger.handlers:
-                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                    self._saved_streams.append((handler, handler.setStream(self._log_file)))
-        self._tap = EventLines(self)
-        app_logger.addHandler(self._tap)
+            self._saved_streams.extend(redirect_streams(self._log_file))
+        # One printed line per event; a printing problem must never break a handler.
+        self._tap = LogCapture(lambda record: event_line(self, record), contain_errors=True).attach()
 
     def _release_logs(self) -> None:
-        app_logger = logging.getLogger(LOGGER_NAME)
         if self._tap is not None:
-            app_logger.removeHandler(self._tap)
+            self._tap.detach()
             self._tap = None
-        for handler, stream in self._saved_streams:
-            handler.setStream(stream)
+        restore_streams(self._saved_streams)
         self._saved_streams.clear()
         if self._log_file is not None:
             self._log_file.close()

@@ -9,9 +9,9 @@ import socket
 import pytest
 from signal_freshdesk_dev import explain
 from signal_freshdesk_dev.handlers import EVENTS_DIR
-from signal_freshdesk_dev.samples import GUIDE_SIGNED_UP_BODY
+from tests.samples import GUIDE_SIGNED_UP_BODY
 
-# The integration guide's "Example: Signed Up" request body.
+# The request body for events/signed-up.json: the Default preset's worked example (docs/behaviour.md).
 GUIDE_BODY = GUIDE_SIGNED_UP_BODY
 
 # Every sample in events/: (decision, operation or drop reason) per event, in order.
@@ -65,7 +65,7 @@ def test_each_sample_gets_the_presets_decision(sample):
 def test_signed_up_becomes_exactly_the_guides_body_and_a_409_is_final():
     [event] = run_json(str(EVENTS_DIR / "signed-up.json"))["events"]
     assert event["request"]["body"] == GUIDE_BODY
-    assert list(event["request"]["body"]) == list(GUIDE_BODY)  # the guide's field order too
+    assert list(event["request"]["body"]) == list(GUIDE_BODY)  # the example's field order too
     assert event["on_409"]["outcome"] == "conflict" and event["on_409"]["final"] is True
     assert event["identity"] == {"email": "john.doe@example.com", "phone": "+447700900123",
                                  "unique_external_id": "usr_123"}

@@ -11,7 +11,7 @@ from signal_freshdesk.config import ConfigError, Settings
 from signal_freshdesk.runtime import build_credentials
 from signal_freshdesk.secrets_extension import (ExtensionCredentialStore, ExtensionSecretReader,
                                                 extension_enabled)
-from signal_freshdesk_dev.bench_extension import ExtensionStandIn, boto3_lookup, static_lookup
+from signal_freshdesk_dev.bench.extension import ExtensionStandIn, boto3_lookup, static_lookup
 from signal_freshdesk_dev.local_aws import REGION
 
 TOKEN = "testing"  # AWS_SESSION_TOKEN in the tests' fake credentials

@@ -1,9 +1,8 @@
 """Bugs the ledger (tests/reliability/test_ledger.py) led to, each as a minimal test.
 
-Each was written as `xfail(strict=True)` and failed for the reason in its docstring; the fixes landed
-in 37b09f4 ("Fix what the ledger found") and 308152b (the client's deadline-only time check), the
-tests then passed (XPASS), and the markers were removed: they are regression tests now. A new bug
-found by the ledger goes here as `@pytest.mark.xfail(strict=True, raises=AssertionError, reason=...)`.
+Each docstring says what went wrong and what the connector does instead; each test holds the
+connector to it. A new bug found by the ledger goes here as
+`@pytest.mark.xfail(strict=True, raises=AssertionError, reason=...)` until it is fixed.
 """
 
 from __future__ import annotations
@@ -35,11 +34,10 @@ class Killed(BaseException):
 
 
 def test_a_short_read_timeout_still_calls_freshdesk(stack, configure):
-    """Found: FreshdeskClient._request returns 'no time left before the deadline' without calling
-    Freshdesk whenever min(read_timeout, time to the deadline) <= 0.5 s, so a FRESHDESK_READ_TIMEOUT of
-    0.5 or less (accepted by Settings: any positive number) means no event ever reaches Freshdesk: each
-    is queued, retried without a call and parked as exhausted. Either refuse such a setting
-    (ConfigError) or compare only the time left before the deadline.
+    """A FRESHDESK_READ_TIMEOUT of 0.5 s or less (Settings accept any positive number) still calls
+    Freshdesk: FreshdeskClient._request answers 'no time left before the deadline' only from the time
+    left before the deadline, not from min(read_timeout, time to the deadline). Otherwise no event
+    would ever reach Freshdesk: each would be queued, retried without a call and parked as exhausted.
     """
     configure(FRESHDESK_READ_TIMEOUT="0.5")
     status, body = stack.post("signed-up")
@@ -47,11 +45,10 @@ def test_a_short_read_timeout_still_calls_freshdesk(stack, configure):
 
 
 def test_a_create_whose_answer_was_lost_is_not_created_twice(stack, configure):
-    """Found: A create whose answer is lost (read timeout) after Freshdesk carried it out is retried as a
-    create. For a contact with an email or a unique_external_id the retry meets 409 and updates; for a
-    contact identified only by a phone number (Freshdesk does not enforce unique phones) the retry
-    creates a second contact: the event is delivered twice. A retry after a lost answer could look the
-    contact up first (GET /api/v2/contacts?phone=...) before creating it again.
+    """A create whose answer is lost (read timeout) after Freshdesk carried it out is retried. For a
+    contact with an email or a unique_external_id the retry meets 409 and updates. Freshdesk does not
+    enforce unique phones, so a contact identified only by a phone number is looked up first
+    (GET /api/v2/contacts?phone=...) rather than created again: one event, one contact.
     """
     configure(FRESHDESK_READ_TIMEOUT="0.6")
     stack.freshdesk.delay(1.0, count=1)  # Freshdesk creates the contact, but answers after the timeout
@@ -63,12 +60,12 @@ def test_a_create_whose_answer_was_lost_is_not_created_twice(stack, configure):
 
 
 def test_a_claim_left_by_a_killed_ingest_invocation_expires_with_the_invocation(stack, monkeypatch):
-    """Found: The idempotency claim taken before delivery is held for a fixed 60 s (IdempotencyStore
-    in_progress_seconds) while the ingest function's timeout is 29 s. When an invocation dies mid-batch
-    (timeout, out of memory) after claiming an event, Signal's re-sends of that event are refused with
-    503 in_progress_elsewhere for up to 60 s although nobody works on it; Signal makes 5 attempts with
-    exponential backoff, and once they are spent inside that window the event is lost. The claim should
-    expire with the invocation (the Lambda context's remaining time), as the AWS notes say.
+    """The idempotency claim taken before delivery expires with the invocation that took it (the Lambda
+    context's remaining time), not after IdempotencyStore's fixed in_progress_seconds (60 s) while the
+    ingest function's timeout is 29 s. When an invocation dies mid-batch (timeout, out of memory) after
+    claiming an event, Signal's re-sends of that event must not be refused with 503
+    in_progress_elsewhere once it is over: Signal makes 5 attempts with exponential backoff, and if they
+    were all spent inside a longer claim the event would be lost.
     """
     original = webhook_module.secure
 
@@ -88,12 +85,12 @@ def test_a_claim_left_by_a_killed_ingest_invocation_expires_with_the_invocation(
 
 
 def test_a_redelivered_retry_message_of_a_rejected_event_is_not_parked_twice(stack):
-    """Found: Design question (duplicate, not loss): a retry message of an event Freshdesk rejected is
-    parked, and if SQS delivers that message again (the retry invocation failed after its work, or its
-    batch was returned) it is not recognised as handled (`rejected` is left out of HANDLED_OUTCOMES so
-    that DLQ replays are tried again), so Freshdesk is called again and a second copy is parked. The
-    ledger sees this in about 1 of 8 parked events under its faults. A re-delivery could be told from a
-    replay (e.g. the record's ApproximateReceiveCount, or a replay marker in the envelope).
+    """A retry message of an event Freshdesk rejected is parked once. If SQS delivers that message
+    again (the retry invocation failed after its work, or its batch was returned), it is recognised as
+    handled and dropped as a duplicate: Freshdesk is not called again and no second copy is parked.
+    (`rejected` is left out of HANDLED_OUTCOMES so that DLQ replays are tried again; a re-delivered
+    retry message, whose envelope says `queued`, is told from a replay, whose envelope says `rejected`.)
+    Under the ledger's faults this re-delivery meets about 1 in 8 parked events.
     """
     event = {"type": "identify", "messageId": "bad-company-1", "userId": "usr_bad_1",
              "traits": {"name": "Bad Company", "email": "bad.company@example.test", "company_id": 999},

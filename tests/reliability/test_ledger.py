@@ -1,6 +1,6 @@
 """Reliability: push a large, mixed, faulty stream through the real handlers and account for every event.
 
-The harness and the precise meaning of "accounted for" are in signal_freshdesk_dev/ledger.py.
+The harness is signal_freshdesk_dev/ledger/; the precise meaning of "accounted for" is in its reconcile.py.
 CI runs a slice (LEDGER_EVENTS, default 150); the full run is `LEDGER_EVENTS=1000 pytest tests/reliability`
 or `make ledger`. LEDGER_SEED replays a stream (the seed is printed with the tally).
 """

@@ -76,7 +76,7 @@ def test_representative_flows_log_no_personal_data_and_keep_message_id_and_outco
                    "queued": (202, "queued"), "fallback": (201, "delivered"), "ambiguous": (409, "conflict"),
                    "rotated": (200, "updated"), "no_store": (200, "updated"), "batch": (200, None),
                    "config": (503, "error")}
-    # contact data was in play: the caller gets Freshdesk's answer (SPEC), the logs must not
+    # contact data was in play: the caller gets Freshdesk's answer (docs/behaviour.md), the logs must not
     assert "priya.shah@example.org" in json.dumps(answers["rejected"][1])
 
     records = ours(log_privacy)

@@ -189,7 +189,7 @@ def test_header_names_are_configurable(signed_stack, configure):
     # API Gateway lower-cases header names; the configured names match in any case
     request = signed(identified(), signature_header="x-hub-signature-256", timestamp_header="X-REQUEST-TIMESTAMP")
     assert invoke(request).status == 200  # admitted: the same contact again, so Freshdesk's 409 and an update
-    # the default names no longer count
+    # with other names configured, the default names do not count
     answer = invoke(signed(identified()))
     refused(answer, "missing signature")
     assert "X-Hub-Signature-256" in answer.body["message"] and "X-Request-Timestamp" in answer.body["message"]

@@ -1,4 +1,4 @@
-"""Settings from the environment and credentials from the secret (SPEC.md: Interface contract, domain rule)."""
+"""Settings from the environment and credentials from the secret (docs/behaviour.md: settings, domain rule)."""
 
 from __future__ import annotations
 

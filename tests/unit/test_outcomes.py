@@ -1,4 +1,4 @@
-"""What each Freshdesk answer means (SPEC.md: Outcomes table), and the retry arithmetic."""
+"""What each Freshdesk answer means (docs/behaviour.md: outcomes), and the retry arithmetic."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from signal_freshdesk.outcomes import (
     without_fields,
 )
 from signal_freshdesk.preset import Operation
-from signal_freshdesk_dev.samples import GUIDE_SIGNED_UP_BODY
+from tests.samples import GUIDE_SIGNED_UP_BODY
 
 CONTACT = dict(GUIDE_SIGNED_UP_BODY)
 CONTACT_NO_OPTIONALS = {"name": "John Doe", "email": "john.doe@example.com"}

@@ -1,4 +1,4 @@
-"""The Default preset (SPEC.md: event table, mapping table, identity, consent)."""
+"""The Default preset (docs/behaviour.md: events, mapping, identity, consent)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from signal_freshdesk.preset import (
     slim_event,
 )
 from signal_freshdesk_dev.handlers import load_event, signal_events_of
-from signal_freshdesk_dev.samples import GUIDE_SIGNED_UP_BODY
+from tests.samples import GUIDE_SIGNED_UP_BODY
 
 SHA256_OF_EMAIL = "836f82db99121b3481011f16b49dfa5fbc714a0d1b1b9f784a1ebbbf5b39577f"
 _UNSET = object()
@@ -161,7 +161,7 @@ def test_drop_carries_message_id():
     assert decision.message_id == "msg-1"
 
 
-# --------------------------------------------------------------------------- the guide's example
+# --------------------------------------------------------------------------- the Signed Up example (docs/behaviour.md)
 
 
 JOHN_DOE_BODY = GUIDE_SIGNED_UP_BODY

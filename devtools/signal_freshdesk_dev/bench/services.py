@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from .local_aws import FAKE_CREDENTIALS, REGION, LocalAws, local_secret, provision
+from ..local_aws import FAKE_CREDENTIALS, REGION, LocalAws, local_secret, provision
 
 API_KEY = "bench-api-key"
 
@@ -24,8 +24,8 @@ def _serve(conn: Any) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     for key, value in FAKE_CREDENTIALS.items():
         os.environ[key] = value
-    from .bench_extension import ExtensionStandIn, boto3_lookup
-    from .sandbox import FreshdeskSandbox
+    from ..sandbox import FreshdeskSandbox
+    from .extension import ExtensionStandIn, boto3_lookup
 
     sandbox = FreshdeskSandbox(api_key=API_KEY).start()
     aws = LocalAws().start()

@@ -1,6 +1,7 @@
-"""Reference data from the integration guide, shared by the tests and the tools."""
+"""Reference data shared by the tests."""
 
-# The guide's "Example: Signed Up": the body POST /api/v2/contacts must receive for events/signed-up.json.
+# The body POST /api/v2/contacts must receive for events/signed-up.json: the Default preset's worked
+# example (docs/behaviour.md), field for field and in this order.
 GUIDE_SIGNED_UP_BODY = {
     "name": "John Doe",
     "email": "john.doe@example.com",

@@ -1,9 +1,9 @@
 """One benchmark process, standing in for one Lambda execution environment (bench only).
 
-    python bench_child.py MODE HANDLER PARAMS_JSON OUT_JSON
+    python -P child.py MODE HANDLER PARAMS_JSON OUT_JSON
 
 MODE: cold | warm | batch | rss | drain. HANDLER: ours | naive (the ingest handler, or the naive
-baseline in bench_naive.py) or retry (drain). The parent (bench.py) sets the environment: the
+baseline in naive.py) or retry (drain). The parent (measure.py) sets the environment: the
 function's settings, moto's AWS_ENDPOINT_URL and the Freshdesk sandbox's URL. Run by file path and
 importing only `time` and `sys` before the clock starts, so a cold start counts the handler's own
 imports and nothing of the benchmark's.
@@ -37,9 +37,9 @@ class Context:
 
 def load_handler(which: str, root: str):
     if which == "naive":
-        from signal_freshdesk_dev import bench_naive
+        from signal_freshdesk_dev.bench import naive
 
-        return bench_naive.lambda_handler
+        return naive.lambda_handler
     import importlib.util
 
     function = "retry" if which == "retry" else "ingest"
@@ -51,7 +51,7 @@ def load_handler(which: str, root: str):
 
 # -- events ---------------------------------------------------------------------------------------
 def signal_event(prefix: str, i: int) -> dict:
-    """A Signed Up event (the integration guide's sample), unique per (prefix, i) so Freshdesk answers 201."""
+    """A Signed Up event (as events/signed-up.json), unique per (prefix, i) so Freshdesk answers 201."""
     tag = f"{prefix}-{i}"
     return {
         "type": "track", "event": "Signed Up", "properties": {"method": "email"}, "traits": {},
@@ -236,7 +236,7 @@ def run_drain(which: str, params: dict) -> dict:
 
     from signal_freshdesk_dev.event_source import DrainStats, SqsEventSource
 
-    if params.get("unpaced"):  # the "before" figure: the retry function as it was, without pacing
+    if params.get("unpaced"):  # the "unpaced" figure: the retry function without its pacing
         from signal_freshdesk.freshdesk import FreshdeskClient
 
         FreshdeskClient.pacing_delay = lambda self, reserve=1: 0.0

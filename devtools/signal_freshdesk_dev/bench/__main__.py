@@ -1,0 +1,8 @@
+"""python -m signal_freshdesk_dev.bench [--quick] [--out PATH]"""
+
+import sys
+
+from .run import main
+
+if __name__ == "__main__":
+    sys.exit(main())
