@@ -1,43 +1,72 @@
-"""At most one Freshdesk delivery per Signal `messageId` within the retry horizon (DynamoDB, TTL).
-
-Signal re-sends a webhook call that timed out and SQS delivers at least once, so the same event can
-arrive twice; Freshdesk's per-account rate limit is the scarcest thing the user has. A record per
-messageId is claimed with a conditional write before delivery and completed with the outcome (ids and
-statuses only, never contact data). If the store itself fails, events are processed without it: a
-duplicate call costs less than a lost event.
-"""
+"""Amazon DynamoDB over its JSON API with urllib3 and our SigV4 signer (a few calls, no botocore import),
+and the idempotency table on it."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-from .dynamodb import DynamoDBClient, DynamoDBError
+import urllib3
 
-IN_PROGRESS = "in_progress"
-DONE = "done"
-# Outcomes after which a re-delivered retry message needs no further work. `rejected` is not one of them:
-# a parked event comes back only when someone replays it from the DLQ, and then it must be tried again.
-HANDLED_OUTCOMES = frozenset({"delivered", "updated", "conflict", "dropped"})
+from ..core.errors import StoreUnavailable
+from ..core.ports import DONE, IN_PROGRESS, NEW, Claim
+from .sigv4 import AwsCredentials, signed_headers
 
-
-@dataclass(frozen=True)
-class Claim:
-    """`new`: go ahead. `done`: already handled, with its summary. `in_progress`: another call holds it."""
-
-    state: str
-    summary: dict[str, Any] | None = None
+TARGET_PREFIX = "DynamoDB_20120810."
 
 
-class StoreUnavailable(Exception):
-    pass
+class DynamoDBError(Exception):
+    def __init__(self, code: str, message: str = "", body: Any = None) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.body = body
 
 
-class IdempotencyStore:
+def dynamodb_endpoint(region: str) -> str:
+    """`AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` as boto3 honours them, else the regional endpoint."""
+    return (os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+            or f"https://dynamodb.{region}.amazonaws.com").rstrip("/") + "/"
+
+
+class DynamoDBClient:
+    def __init__(self, *, region: str | None = None, endpoint: str | None = None,
+                 pool: urllib3.PoolManager | None = None, timeout: float = 2.0) -> None:
+        self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.endpoint = endpoint or dynamodb_endpoint(self.region)
+        self._pool = pool or urllib3.PoolManager(
+            maxsize=10, retries=urllib3.Retry(total=2, connect=2, read=1, status=2, backoff_factor=0.05,
+                                              status_forcelist=(500, 503), allowed_methods=None,
+                                              raise_on_status=False))
+        self._timeout = urllib3.Timeout(connect=1.0, read=timeout)
+
+    def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        headers = signed_headers(
+            url=self.endpoint, body=body, region=self.region, service="dynamodb",
+            credentials=AwsCredentials.from_env(),
+            headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": TARGET_PREFIX + operation},
+        )
+        try:
+            response = self._pool.request("POST", self.endpoint, body=body, headers=headers, timeout=self._timeout)
+        except urllib3.exceptions.HTTPError as exc:
+            raise DynamoDBError("ConnectionError", type(exc).__name__) from None
+        try:
+            answer = json.loads(response.data or b"{}")
+        except ValueError:
+            answer = {}
+        if response.status != 200:
+            code = str(answer.get("__type", f"HTTP{response.status}")).rpartition("#")[2]
+            raise DynamoDBError(code, str(answer.get("message") or answer.get("Message") or ""), answer)
+        return answer
+
+
+class DynamoDBIdempotencyStore:
+    """The core's IdempotencyStore port on a DynamoDB table: one item per messageId, expired by TTL."""
+
     def __init__(self, table: str, client: DynamoDBClient, *, ttl_seconds: int = 86_400,
-                 in_progress_seconds: int = 60, clock=time.time) -> None:
+                 in_progress_seconds: int = 60, clock: Callable[[], float] = time.time) -> None:
         self.table = table
         self.client = client
         self.ttl_seconds = ttl_seconds
@@ -60,11 +89,11 @@ class IdempotencyStore:
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": {":now": {"N": str(now)}, ":in_progress": {"S": IN_PROGRESS}},
             })
-            return Claim("new")
+            return Claim(NEW)
         except DynamoDBError as exc:
             if exc.code != "ConditionalCheckFailedException":
                 raise StoreUnavailable(str(exc)) from None
-        return self.read(key) or Claim("new")
+        return self.read(key) or Claim(NEW)
 
     def read(self, key: str) -> Claim | None:
         try:

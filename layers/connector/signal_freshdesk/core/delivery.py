@@ -1,61 +1,52 @@
-"""Deliver one planned contact to Freshdesk: create, update on 409, re-read the key on 401,
-drop optional fields on `invalid_field`. Returns a `Result`; sends nothing to SQS."""
+"""Deliver one planned contact to Freshdesk: create, update on 409, re-read the key on 401, drop
+optional fields on `invalid_field`. Returns a `Result`; sends nothing to SQS."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
-from .config import ConfigError
-from .credentials import CredentialStore, SecretUnavailable
-from .freshdesk import FreshdeskClient
-from .outcomes import (Action, Outcome, judge_create, judge_phone_lookup, judge_read, judge_update, merge_tags,
-                       retry_after_seconds, without_fields)
-from .preset import Delivery
-
-
-@dataclass(frozen=True)
-class Result:
-    message_id: str
-    outcome: Outcome
-    status: int | None = None
-    reason: str = ""
-    contact_id: int | None = None
-    freshdesk_body: Any = None
-    retry_after: int | None = None
-    error: str = ""
-    dropped_fields: tuple[str, ...] = ()
-    warning: str = ""
-    attempted: bool = False  # whether Freshdesk was called: only then does an attempt count
-    duplicate: bool = False  # answered from the idempotency record, without calling Freshdesk
+from .backoff import retry_after_seconds
+from .credentials import CredentialStore
+from .errors import ConfigError, SecretUnavailable
+from .model import Answer, Outcome, PlannedContact, Result
+from .outcomes import (Action, Verdict, judge_create, judge_phone_lookup, judge_read, judge_update, merge_tags,
+                       without_fields)
+from .pacing import RateBudget
+from .ports import Freshdesk
+from .timing import Deadline
 
 
-def deliver_contact(delivery: Delivery, *, client: FreshdeskClient, credentials: CredentialStore,
-                    deadline: float | None = None) -> Result:
-    message_id = delivery.message_id
-    waiting = client.rate_limited_for()
+def deliver_contact(planned: PlannedContact, *, freshdesk: Freshdesk, credentials: CredentialStore,
+                    rate: RateBudget, deadline: Deadline | None = None) -> Result:
+    message_id = planned.message_id
+    waiting = rate.rate_limited_for()
     if waiting > 0:
         return Result(message_id, Outcome.QUEUED, reason="rate_limited", retry_after=math.ceil(waiting))
     creds = credentials.get()
-    contact = dict(delivery.contact)
+    contact = dict(planned.contact)
     contact_id: int | None = None
     phone_only = "phone" in contact and not any(k in contact for k in ("email", "unique_external_id"))
     step = "lookup" if phone_only else "create"
     reauthenticated = False
     dropped: tuple[str, ...] = ()
     while True:
+        answer: Answer
+        verdict: Verdict
         if step == "lookup":
-            answer = client.find_contacts_by_phone(creds, contact["phone"], deadline=deadline)
-            verdict = judge_phone_lookup(delivery.operation, answer)
+            answer = freshdesk.find_contacts_by_phone(creds, contact["phone"], deadline=deadline)
+            rate.observe(answer)
+            verdict = judge_phone_lookup(planned.operation, answer)
             if verdict.action is Action.CREATE:
                 step = "create"
                 continue
         elif step == "create":
-            answer = client.create_contact(creds, contact, deadline=deadline)
-            verdict = judge_create(delivery.operation, answer, contact)
+            answer = freshdesk.create_contact(creds, contact, deadline=deadline)
+            rate.observe(answer)
+            verdict = judge_create(planned.operation, answer, contact)
         elif step == "read":
-            answer = client.get_contact(creds, contact_id, deadline=deadline)
+            assert contact_id is not None
+            answer = freshdesk.get_contact(creds, contact_id, deadline=deadline)
+            rate.observe(answer)
             verdict = judge_read(answer)
             if verdict.action is Action.DONE:
                 existing = answer.body.get("tags") if isinstance(answer.body, dict) else None
@@ -63,11 +54,14 @@ def deliver_contact(delivery: Delivery, *, client: FreshdeskClient, credentials:
                 step = "update"
                 continue
         else:
-            answer = client.update_contact(creds, contact_id, contact, deadline=deadline)
+            assert contact_id is not None
+            answer = freshdesk.update_contact(creds, contact_id, contact, deadline=deadline)
+            rate.observe(answer)
             verdict = judge_update(answer, contact)
 
         match verdict.action:
             case Action.DONE:
+                assert verdict.outcome is not None
                 return Result(message_id, verdict.outcome, answer.status,
                               contact_id=verdict.contact_id or contact_id,
                               freshdesk_body=answer.body if verdict.outcome is Outcome.CONFLICT else None,
