@@ -4,16 +4,18 @@ and the messageId of the event a thread is working on."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "signal-freshdesk"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SignalFreshdesk"),
-                  service=os.environ.get("POWERTOOLS_SERVICE_NAME", "signal-freshdesk"))
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SignalFreshdesk"),
+    service=os.environ.get("POWERTOOLS_SERVICE_NAME", "signal-freshdesk"),
+)
 
 _current_message_id: ContextVar[str] = ContextVar("signal_freshdesk_message_id", default="")
 

@@ -24,15 +24,21 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(
         settings=settings,
         credentials=build_credentials(settings),
-        freshdesk=FreshdeskClient(base_url_override=settings.base_url_override,
-                                  connect_timeout=settings.connect_timeout,
-                                  read_timeout=settings.read_timeout,
-                                  pool_size=max(10, settings.batch_concurrency),
-                                  min_call_seconds=settings.timing.min_call_seconds),
+        freshdesk=FreshdeskClient(
+            base_url_override=settings.base_url_override,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            pool_size=max(10, settings.batch_concurrency),
+            min_call_seconds=settings.timing.min_call_seconds,
+        ),
         queues=SqsQueues(settings.retry_queue_url, settings.dlq_url),
-        idempotency=(DynamoDBIdempotencyStore(settings.idempotency_table, DynamoDBClient(),
-                                              ttl_seconds=settings.idempotency_ttl_seconds)
-                     if settings.idempotency_table else None),
+        idempotency=(
+            DynamoDBIdempotencyStore(
+                settings.idempotency_table, DynamoDBClient(), ttl_seconds=settings.idempotency_ttl_seconds
+            )
+            if settings.idempotency_table
+            else None
+        ),
         clock=clock,
         rate=RateBudget(window=settings.rate_window_seconds, clock=clock.monotonic),
     )

@@ -25,8 +25,15 @@ class FreshdeskClient:
     socket that went stale while the Lambda sandbox was frozen.
     """
 
-    def __init__(self, *, base_url_override: str = "", connect_timeout: float = 3.05,
-                 read_timeout: float = 10.0, pool_size: int = 10, min_call_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        *,
+        base_url_override: str = "",
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+        pool_size: int = 10,
+        min_call_seconds: float = 0.5,
+    ) -> None:
         self._override = base_url_override
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
@@ -35,16 +42,27 @@ class FreshdeskClient:
             num_pools=4,
             maxsize=pool_size,
             block=False,
-            retries=urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0,
-                                  raise_on_status=False, respect_retry_after_header=False),
+            retries=urllib3.Retry(
+                total=1,
+                connect=1,
+                read=0,
+                status=0,
+                other=0,
+                redirect=0,
+                raise_on_status=False,
+                respect_retry_after_header=False,
+            ),
             cert_reqs="CERT_REQUIRED",
         )
 
-    def create_contact(self, creds: Credentials, contact: dict[str, Any], *, deadline: Deadline | None = None) -> Answer:
+    def create_contact(
+        self, creds: Credentials, contact: dict[str, Any], *, deadline: Deadline | None = None
+    ) -> Answer:
         return self._request(creds, "POST", "/api/v2/contacts", contact, deadline)
 
-    def update_contact(self, creds: Credentials, contact_id: int, contact: dict[str, Any], *,
-                       deadline: Deadline | None = None) -> Answer:
+    def update_contact(
+        self, creds: Credentials, contact_id: int, contact: dict[str, Any], *, deadline: Deadline | None = None
+    ) -> Answer:
         return self._request(creds, "PUT", f"/api/v2/contacts/{int(contact_id)}", contact, deadline)
 
     def get_contact(self, creds: Credentials, contact_id: int, *, deadline: Deadline | None = None) -> Answer:
@@ -57,8 +75,9 @@ class FreshdeskClient:
     def find_contacts_by_phone(self, creds: Credentials, phone: str, *, deadline: Deadline | None = None) -> Answer:
         return self._request(creds, "GET", f"/api/v2/contacts?phone={quote(phone, safe='')}", None, deadline)
 
-    def _request(self, creds: Credentials, method: str, path: str, body: dict[str, Any] | None,
-                 deadline: Deadline | None) -> Answer:
+    def _request(
+        self, creds: Credentials, method: str, path: str, body: dict[str, Any] | None, deadline: Deadline | None
+    ) -> Answer:
         read_timeout = self._read_timeout
         if deadline is not None:
             left = deadline.remaining()
@@ -77,7 +96,11 @@ class FreshdeskClient:
         url = creds.base_url(self._override) + path
         try:
             response = self._pool.request(
-                method, url, body=payload, headers=headers, redirect=False,
+                method,
+                url,
+                body=payload,
+                headers=headers,
+                redirect=False,
                 timeout=urllib3.Timeout(connect=min(self._connect_timeout, read_timeout), read=read_timeout),
             )
         except urllib3.exceptions.HTTPError as exc:

@@ -9,7 +9,7 @@ from ..core.errors import ConfigError, SecretUnavailable
 from .boto_clients import boto3_client
 
 
-def read_secret_json(secret_id: str) -> dict[str, Any]:
+def read_secret_json(secret_id: str) -> Any:
     if not secret_id:
         raise ConfigError("FRESHDESK_SECRET_ID is not set: it must name the connector's secret")
     from botocore.exceptions import BotoCoreError, ClientError
@@ -29,7 +29,7 @@ def read_secret_json(secret_id: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except ValueError:
-        raise ConfigError("the secret is not valid JSON: expected {\"domain\", \"api_key\", \"webhook_token\"}") from None
+        raise ConfigError('the secret is not valid JSON: expected {"domain", "api_key", "webhook_token"}') from None
     return value
 
 
@@ -39,5 +39,5 @@ class SecretsManagerSource:
     def __init__(self, secret_id: str) -> None:
         self.secret_id = secret_id
 
-    def read_secret(self, *, force: bool = False) -> dict[str, Any]:
+    def read_secret(self, *, force: bool = False) -> Any:
         return read_secret_json(self.secret_id)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .model import Outcome, Result
 
@@ -11,8 +12,11 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def http_answer(status: int, body: Mapping[str, Any]) -> dict[str, Any]:
-    return {"statusCode": status, "headers": dict(JSON_HEADERS),
-            "body": json.dumps(body, separators=(",", ":"), default=str)}
+    return {
+        "statusCode": status,
+        "headers": dict(JSON_HEADERS),
+        "body": json.dumps(body, separators=(",", ":"), default=str),
+    }
 
 
 def answer_status(result: Result) -> int:
@@ -35,8 +39,11 @@ def answer_status(result: Result) -> int:
 
 
 def result_summary(result: Result) -> dict[str, Any]:
-    summary: dict[str, Any] = {"messageId": result.message_id, "outcome": result.outcome.value,
-                               "status": answer_status(result)}
+    summary: dict[str, Any] = {
+        "messageId": result.message_id,
+        "outcome": result.outcome.value,
+        "status": answer_status(result),
+    }
     if result.contact_id is not None:
         summary["contact_id"] = result.contact_id
     if result.reason:
@@ -77,5 +84,7 @@ def bad_request(status: int, message: str) -> dict[str, Any]:
 
 
 def not_configured() -> dict[str, Any]:
-    return http_answer(503, {"outcome": "error",
-                             "message": "the connector cannot read its configuration; see the ingest function's logs"})
+    return http_answer(
+        503,
+        {"outcome": "error", "message": "the connector cannot read its configuration; see the ingest function's logs"},
+    )

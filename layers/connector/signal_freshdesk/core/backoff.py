@@ -20,8 +20,9 @@ def retry_after_seconds(answer: Answer) -> int | None:
         return None
 
 
-def backoff_delay(attempt: int, retry_after: int | None = None, rng: random.Random | None = None,
-                  base: int = BACKOFF_BASE_SECONDS) -> int:
+def backoff_delay(
+    attempt: int, retry_after: int | None = None, rng: random.Random | None = None, base: int = BACKOFF_BASE_SECONDS
+) -> int:
     """Seconds to wait before attempt `attempt + 1`: Retry-After when given, else exponential with jitter.
 
     Capped at SQS's per-message delay.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, SecretUnavailable
 
@@ -65,8 +66,9 @@ def parse_credentials(secret: object) -> Credentials:
     signing = secret.get("signing_secret") or ""
     if not isinstance(signing, str) or (signing.strip() and len(signing.strip()) < 16):
         raise ConfigError("the secret's 'signing_secret', when set, must be text of at least 16 characters")
-    return Credentials(domain=domain, api_key=api_key.strip(), webhook_token=token.strip(),
-                       signing_secret=signing.strip())
+    return Credentials(
+        domain=domain, api_key=api_key.strip(), webhook_token=token.strip(), signing_secret=signing.strip()
+    )
 
 
 class CredentialStore:
@@ -76,8 +78,9 @@ class CredentialStore:
     with 401.
     """
 
-    def __init__(self, source: SecretSource, *, max_age: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, source: SecretSource, *, max_age: float = 300.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._source = source
         self._max_age = max_age
         self._clock = clock
@@ -103,5 +106,11 @@ class CredentialStore:
         return credentials
 
 
-__all__ = ["ConfigError", "CredentialStore", "Credentials", "SecretUnavailable", "normalise_domain",
-           "parse_credentials"]
+__all__ = [
+    "ConfigError",
+    "CredentialStore",
+    "Credentials",
+    "SecretUnavailable",
+    "normalise_domain",
+    "parse_credentials",
+]

@@ -9,15 +9,29 @@ from .backoff import retry_after_seconds
 from .credentials import CredentialStore
 from .errors import ConfigError, SecretUnavailable
 from .model import Answer, Outcome, PlannedContact, Result
-from .outcomes import (Action, Verdict, judge_create, judge_phone_lookup, judge_read, judge_update, merge_tags,
-                       without_fields)
+from .outcomes import (
+    Action,
+    Verdict,
+    judge_create,
+    judge_phone_lookup,
+    judge_read,
+    judge_update,
+    merge_tags,
+    without_fields,
+)
 from .pacing import RateBudget
 from .ports import Freshdesk
 from .timing import Deadline
 
 
-def deliver_contact(planned: PlannedContact, *, freshdesk: Freshdesk, credentials: CredentialStore,
-                    rate: RateBudget, deadline: Deadline | None = None) -> Result:
+def deliver_contact(
+    planned: PlannedContact,
+    *,
+    freshdesk: Freshdesk,
+    credentials: CredentialStore,
+    rate: RateBudget,
+    deadline: Deadline | None = None,
+) -> Result:
     message_id = planned.message_id
     waiting = rate.rate_limited_for()
     if waiting > 0:
@@ -62,10 +76,16 @@ def deliver_contact(planned: PlannedContact, *, freshdesk: Freshdesk, credential
         match verdict.action:
             case Action.DONE:
                 assert verdict.outcome is not None
-                return Result(message_id, verdict.outcome, answer.status,
-                              contact_id=verdict.contact_id or contact_id,
-                              freshdesk_body=answer.body if verdict.outcome is Outcome.CONFLICT else None,
-                              dropped_fields=dropped, warning=verdict.warning, attempted=True)
+                return Result(
+                    message_id,
+                    verdict.outcome,
+                    answer.status,
+                    contact_id=verdict.contact_id or contact_id,
+                    freshdesk_body=answer.body if verdict.outcome is Outcome.CONFLICT else None,
+                    dropped_fields=dropped,
+                    warning=verdict.warning,
+                    attempted=True,
+                )
             case Action.UPDATE:
                 contact_id = verdict.contact_id
                 step = "read" if contact.get("tags") else "update"
@@ -74,16 +94,36 @@ def deliver_contact(planned: PlannedContact, *, freshdesk: Freshdesk, credential
                 try:
                     creds = credentials.refresh(creds)
                 except (ConfigError, SecretUnavailable) as exc:
-                    return Result(message_id, Outcome.QUEUED, answer.status, reason="secret_unavailable",
-                                  error=str(exc), attempted=True)
+                    return Result(
+                        message_id,
+                        Outcome.QUEUED,
+                        answer.status,
+                        reason="secret_unavailable",
+                        error=str(exc),
+                        attempted=True,
+                    )
             case Action.RESEND_WITHOUT if not dropped:
                 dropped = verdict.fields
                 contact = without_fields(contact, dropped)
             case Action.RETRY:
-                return Result(message_id, Outcome.QUEUED, answer.status,
-                              reason="rate_limited" if answer.status == 429 else "freshdesk_unavailable",
-                              freshdesk_body=answer.body, retry_after=retry_after_seconds(answer),
-                              error=answer.error, dropped_fields=dropped, attempted=True)
+                return Result(
+                    message_id,
+                    Outcome.QUEUED,
+                    answer.status,
+                    reason="rate_limited" if answer.status == 429 else "freshdesk_unavailable",
+                    freshdesk_body=answer.body,
+                    retry_after=retry_after_seconds(answer),
+                    error=answer.error,
+                    dropped_fields=dropped,
+                    attempted=True,
+                )
             case _:
-                return Result(message_id, Outcome.REJECTED, answer.status, reason=f"freshdesk_{answer.status}",
-                              freshdesk_body=answer.body, dropped_fields=dropped, attempted=True)
+                return Result(
+                    message_id,
+                    Outcome.REJECTED,
+                    answer.status,
+                    reason=f"freshdesk_{answer.status}",
+                    freshdesk_body=answer.body,
+                    dropped_fields=dropped,
+                    attempted=True,
+                )

@@ -8,8 +8,9 @@ The pipeline, the retry flow, the SQS adapter and the DLQ tools all go through t
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .mapping import message_id_of
 
@@ -26,8 +27,9 @@ UNREADABLE = "unreadable"  # parked: the retry function could not read the messa
 PARKED_OUTCOMES = frozenset({REJECTED, EXHAUSTED})
 
 
-def make_envelope(event: Mapping[str, Any], result: Result, *, attempts: int, first_seen: float,
-                  outcome: str) -> dict[str, Any]:
+def make_envelope(
+    event: Mapping[str, Any], result: Result, *, attempts: int, first_seen: float, outcome: str
+) -> dict[str, Any]:
     return {
         "v": ENVELOPE_VERSION,
         "messageId": result.message_id or message_id_of(event),
@@ -46,9 +48,15 @@ def make_envelope(event: Mapping[str, Any], result: Result, *, attempts: int, fi
 
 def unreadable_envelope(raw_body: Any, *, now: float) -> dict[str, Any]:
     """What the DLQ keeps of a retry message that is not an envelope: the raw body, as it came."""
-    return {"v": ENVELOPE_VERSION, "messageId": "", "outcome": UNREADABLE, "attempts": 0, "first_seen": now,
-            "last_error": {"status": None, "reason": "unreadable_message", "error": "", "body": None},
-            "raw": raw_body}
+    return {
+        "v": ENVELOPE_VERSION,
+        "messageId": "",
+        "outcome": UNREADABLE,
+        "attempts": 0,
+        "first_seen": now,
+        "last_error": {"status": None, "reason": "unreadable_message", "error": "", "body": None},
+        "raw": raw_body,
+    }
 
 
 def replay_envelope(envelope: Mapping[str, Any], *, now: float) -> dict[str, Any]:
@@ -117,6 +125,7 @@ def slim_event(event: Mapping[str, Any]) -> dict[str, Any]:
     are cut, which changes nothing: every mapped field is at most 255). So a retry or a replay maps the
     event afresh, and an SQS message stays far under its size limit whatever else the event carried.
     """
+
     def keep(value: Any) -> Any:
         if isinstance(value, str) and len(value) > MAX_KEPT_TEXT:
             return value.strip()[:MAX_KEPT_TEXT]
@@ -126,8 +135,9 @@ def slim_event(event: Mapping[str, Any]) -> dict[str, Any]:
         found = _as_mapping(source)
         return {k: keep(found[k]) for k in TRAIT_KEYS if k in found}
 
-    slim: dict[str, Any] = {k: keep(event[k]) for k in ("type", "event", "messageId", "userId", "user_id")
-                            if k in event}
+    slim: dict[str, Any] = {
+        k: keep(event[k]) for k in ("type", "event", "messageId", "userId", "user_id") if k in event
+    }
     if isinstance(event.get("traits"), Mapping):
         slim["traits"] = traits(event["traits"])
     if isinstance(_as_mapping(event.get("properties")).get("method"), str):
@@ -139,9 +149,11 @@ def slim_event(event: Mapping[str, Any]) -> dict[str, Any]:
     consent = _as_mapping(context.get("consent"))
     if consent:
         canonical = consent.get("canonical")
-        kept_context["consent"] = ({"canonical": {k: keep(v) for k, v in canonical.items() if k == "marketing"}}
-                                   if isinstance(canonical, Mapping) else
-                                   {k: keep(v) for k, v in consent.items() if k == "marketing"})
+        kept_context["consent"] = (
+            {"canonical": {k: keep(v) for k, v in canonical.items() if k == "marketing"}}
+            if isinstance(canonical, Mapping)
+            else {k: keep(v) for k, v in consent.items() if k == "marketing"}
+        )
     if kept_context:
         slim["context"] = kept_context
     return slim

@@ -17,6 +17,7 @@ from ..observability import count, logger
 from .errors import StoreUnavailable
 from .model import Outcome, Result
 from .ports import DONE, IN_PROGRESS, IdempotencyStore
+
 # Outcomes after which a re-delivered retry message needs no further work. `rejected` is not one of them:
 # a parked event comes back only when someone replays it from the DLQ, and then it must be tried again.
 HANDLED_OUTCOMES = frozenset({"delivered", "updated", "conflict", "dropped"})
@@ -49,8 +50,11 @@ class IdempotencyGuard:
             return Ticket(message_id, guarded=False, earlier=result_from_summary(message_id, claim.summary or {}))
         if claim.state == IN_PROGRESS:
             # Another invocation holds this event; Signal retries the 503 once that one has finished.
-            return Ticket(message_id, guarded=False,
-                          earlier=Result(message_id, Outcome.FAILED, reason="in_progress_elsewhere", duplicate=True))
+            return Ticket(
+                message_id,
+                guarded=False,
+                earlier=Result(message_id, Outcome.FAILED, reason="in_progress_elsewhere", duplicate=True),
+            )
         return Ticket(message_id, guarded=True)
 
     def finish(self, ticket: Ticket, result: Result) -> None:
@@ -95,20 +99,29 @@ class IdempotencyGuard:
 
 def summary_of(result: Result) -> dict[str, Any]:
     """What the idempotency record keeps of an outcome: ids and statuses, never contact data."""
-    return {"outcome": result.outcome.value, "status": result.status, "contact_id": result.contact_id,
-            "reason": result.reason}
+    return {
+        "outcome": result.outcome.value,
+        "status": result.status,
+        "contact_id": result.contact_id,
+        "reason": result.reason,
+    }
 
 
 def result_from_summary(message_id: str, summary: dict[str, Any]) -> Result:
     try:
-        outcome = Outcome(summary.get("outcome"))
+        outcome = Outcome(str(summary.get("outcome")))
     except ValueError:
         outcome = Outcome.QUEUED
     status = summary.get("status")
     contact_id = summary.get("contact_id")
-    return Result(message_id, outcome, status if isinstance(status, int) else None,
-                  reason=str(summary.get("reason") or ""),
-                  contact_id=contact_id if isinstance(contact_id, int) else None, duplicate=True)
+    return Result(
+        message_id,
+        outcome,
+        status if isinstance(status, int) else None,
+        reason=str(summary.get("reason") or ""),
+        contact_id=contact_id if isinstance(contact_id, int) else None,
+        duplicate=True,
+    )
 
 
 def _store_failed(message: str, message_id: str, exc: Exception) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..observability import correlate, count, logger
 from . import answers
@@ -41,10 +42,15 @@ def handle_webhook(event: Mapping[str, Any], runtime: Runtime, *, deadline: Dead
     try:
         body = read_body(event, settings.max_body_bytes)
         if creds.signing_secret:
-            denial = check_signature(headers, body, creds.signing_secret, now=runtime.clock.time(),
-                                     signature_header=settings.signature_header,
-                                     timestamp_header=settings.timestamp_header,
-                                     tolerance_seconds=settings.signature_tolerance_seconds)
+            denial = check_signature(
+                headers,
+                body,
+                creds.signing_secret,
+                now=runtime.clock.time(),
+                signature_header=settings.signature_header,
+                timestamp_header=settings.timestamp_header,
+                tolerance_seconds=settings.signature_tolerance_seconds,
+            )
             if denial:
                 count("unauthorized")
                 return answers.unauthorized(denial)
@@ -72,8 +78,13 @@ def process_events(events: list[Any], runtime: Runtime, *, deadline: Deadline) -
 def process_one(event: Any, runtime: Runtime, deadline: Deadline) -> Result:
     if not isinstance(event, dict):
         # Refused, not accepted: the answer says so and nothing is parked.
-        return Result("", Outcome.REJECTED, 400, reason="not_an_event",
-                      error=f"each event must be a JSON object, not {type(event).__name__}")
+        return Result(
+            "",
+            Outcome.REJECTED,
+            400,
+            reason="not_an_event",
+            error=f"each event must be a JSON object, not {type(event).__name__}",
+        )
     message_id = message_id_of(event)
     timing = runtime.settings.timing
     with correlate(message_id):

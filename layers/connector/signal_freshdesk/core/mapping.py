@@ -6,7 +6,8 @@ Pure functions over plain data (dicts in, dataclasses out): no AWS, no HTTP.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import phonenumbers
 
@@ -122,8 +123,9 @@ def company_id(value: object) -> int | None:
     return None
 
 
-def map_contact(event: Mapping[str, Any], *, operation: Operation, region: str,
-                consent: Consent | None) -> dict[str, Any]:
+def map_contact(
+    event: Mapping[str, Any], *, operation: Operation, region: str, consent: Consent | None
+) -> dict[str, Any]:
     """The Freshdesk contact body for an event. `consent` None means consent is not read (mode off)."""
     traits = merged_traits(event)
     email = normalise_email(traits.get("email"))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Mapping
+from typing import Any
 
 from .model import Answer, Operation, Outcome
+
 
 class Action(StrEnum):
     DONE = "done"
@@ -89,8 +91,11 @@ def judge_create(operation: Operation, answer: Answer, contact: Mapping[str, Any
         ids = existing_contact_ids(answer.body)
         if len(ids) == 1:
             return Verdict(Action.UPDATE, contact_id=ids[0])
-        warning = ("the 409 names several contacts; not guessing which to update" if ids
-                   else "the 409 names no existing contact to update")
+        warning = (
+            "the 409 names several contacts; not guessing which to update"
+            if ids
+            else "the 409 names no existing contact to update"
+        )
         return Verdict(Action.DONE, Outcome.CONFLICT, warning=warning)
     return _judge_common(answer, contact)
 
@@ -100,8 +105,9 @@ def judge_update(answer: Answer, contact: Mapping[str, Any]) -> Verdict:
     if answer.status == 200:
         return Verdict(Action.DONE, Outcome.UPDATED, contact_id=_id_of(answer.body))
     if answer.status == 409:
-        return Verdict(Action.DONE, Outcome.CONFLICT,
-                       warning="the update clashes with another contact's email or external id")
+        return Verdict(
+            Action.DONE, Outcome.CONFLICT, warning="the update clashes with another contact's email or external id"
+        )
     return _judge_common(answer, contact)
 
 
@@ -121,7 +127,9 @@ def judge_phone_lookup(operation: Operation, answer: Answer) -> Verdict:
         return Verdict(Action.DONE, Outcome.CONFLICT, contact_id=ids[0])
     if len(ids) == 1:
         return Verdict(Action.UPDATE, contact_id=ids[0])
-    return Verdict(Action.DONE, Outcome.CONFLICT, warning="several contacts share this phone; not guessing which to update")
+    return Verdict(
+        Action.DONE, Outcome.CONFLICT, warning="several contacts share this phone; not guessing which to update"
+    )
 
 
 def judge_read(answer: Answer) -> Verdict:

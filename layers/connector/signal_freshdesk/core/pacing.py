@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .backoff import retry_after_seconds
 from .model import Answer
@@ -26,8 +26,9 @@ GATE_WITHOUT_RETRY_AFTER_SECONDS = 60
 class RateBudget:
     """Thread-safe: the answers of a batch's concurrent calls all pass through `observe`."""
 
-    def __init__(self, window: float = DEFAULT_RATE_WINDOW_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, window: float = DEFAULT_RATE_WINDOW_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._window = window
         self._clock = clock
         self._lock = threading.Lock()

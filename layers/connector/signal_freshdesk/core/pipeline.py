@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 from ..observability import logger
 from . import envelope
@@ -16,8 +17,9 @@ from .ports import Runtime
 from .timing import Deadline
 
 
-def attempt_event(event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline | None,
-                  skip_delivery_reason: str = "") -> Result:
+def attempt_event(
+    event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline | None, skip_delivery_reason: str = ""
+) -> Result:
     """Plan and deliver one event. Nothing here touches SQS.
 
     With `skip_delivery_reason` the event is planned (a drop is still final) but not sent: it is queued
@@ -30,15 +32,17 @@ def attempt_event(event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadl
     if skip_delivery_reason:
         return Result(plan.message_id, Outcome.QUEUED, reason=skip_delivery_reason)
     try:
-        return deliver_contact(plan, freshdesk=runtime.freshdesk, credentials=runtime.credentials,
-                               rate=runtime.rate, deadline=deadline)
+        return deliver_contact(
+            plan, freshdesk=runtime.freshdesk, credentials=runtime.credentials, rate=runtime.rate, deadline=deadline
+        )
     except (ConfigError, SecretUnavailable) as exc:
         logger.error("credentials unavailable; event queued", extra={"messageId": plan.message_id, "error": str(exc)})
         return Result(plan.message_id, Outcome.QUEUED, reason="secret_unavailable", error=str(exc))
 
 
-def queue_or_park(event: Mapping[str, Any], result: Result, runtime: Runtime, *, attempts: int,
-                  first_seen: float | None = None) -> Result:
+def queue_or_park(
+    event: Mapping[str, Any], result: Result, runtime: Runtime, *, attempts: int, first_seen: float | None = None
+) -> Result:
     """Send a queued result to the retry queue (or park it once retries are exhausted); park a rejection.
 
     Returns the result unchanged when it is final, or with outcome FAILED when SQS refused it.
@@ -51,16 +55,26 @@ def queue_or_park(event: Mapping[str, Any], result: Result, runtime: Runtime, *,
         if result.outcome is Outcome.QUEUED:
             exhausted = attempts >= settings.max_attempts or now - first_seen >= settings.max_retry_age_seconds
             if exhausted:
-                runtime.queues.park(envelope.make_envelope(event, result, attempts=attempts, first_seen=first_seen,
-                                                           outcome=envelope.EXHAUSTED))
+                runtime.queues.park(
+                    envelope.make_envelope(
+                        event, result, attempts=attempts, first_seen=first_seen, outcome=envelope.EXHAUSTED
+                    )
+                )
                 return replace(result, outcome=Outcome.REJECTED, reason="retries_exhausted")
             delay = backoff_delay(attempts, result.retry_after, base=settings.retry_base_seconds)
-            runtime.queues.send_retry(envelope.make_envelope(event, result, attempts=attempts, first_seen=first_seen,
-                                                             outcome=envelope.QUEUED), delay)
+            runtime.queues.send_retry(
+                envelope.make_envelope(
+                    event, result, attempts=attempts, first_seen=first_seen, outcome=envelope.QUEUED
+                ),
+                delay,
+            )
             return replace(result, retry_after=delay)
         if result.outcome is Outcome.REJECTED:
-            runtime.queues.park(envelope.make_envelope(event, result, attempts=attempts, first_seen=first_seen,
-                                                       outcome=envelope.REJECTED))
+            runtime.queues.park(
+                envelope.make_envelope(
+                    event, result, attempts=attempts, first_seen=first_seen, outcome=envelope.REJECTED
+                )
+            )
     except QueueError as exc:
         logger.error("event could not be secured", extra={"messageId": result.message_id, "error": str(exc)})
         return replace(result, outcome=Outcome.FAILED, error=str(exc))

@@ -31,8 +31,9 @@ class Freshdesk(Protocol):
 
     def create_contact(self, creds: Any, contact: dict[str, Any], *, deadline: Deadline | None = None) -> Answer: ...
 
-    def update_contact(self, creds: Any, contact_id: int, contact: dict[str, Any], *,
-                       deadline: Deadline | None = None) -> Answer: ...
+    def update_contact(
+        self, creds: Any, contact_id: int, contact: dict[str, Any], *, deadline: Deadline | None = None
+    ) -> Answer: ...
 
     def get_contact(self, creds: Any, contact_id: int, *, deadline: Deadline | None = None) -> Answer: ...
 
@@ -108,5 +109,20 @@ class Runtime:
     rate: RateBudget = field(default_factory=RateBudget)
 
 
-__all__ = ["Claim", "Clock", "ConfigError", "DONE", "IN_PROGRESS", "NEW", "Freshdesk", "IdempotencyStore", "QueueError", "Queues", "Runtime",
-           "SecretSource", "SecretUnavailable", "StoreUnavailable", "SystemClock"]
+__all__ = [
+    "DONE",
+    "IN_PROGRESS",
+    "NEW",
+    "Claim",
+    "Clock",
+    "ConfigError",
+    "Freshdesk",
+    "IdempotencyStore",
+    "QueueError",
+    "Queues",
+    "Runtime",
+    "SecretSource",
+    "SecretUnavailable",
+    "StoreUnavailable",
+    "SystemClock",
+]

@@ -9,16 +9,22 @@ from .model import Outcome, Result
 
 
 def report(result: Result, *, message: str, metric_prefix: str = "", attempts: int | None = None) -> None:
-    extra: dict[str, Any] = {"messageId": result.message_id, "outcome": result.outcome.value,
-                             "status": result.status, "reason": result.reason}
+    extra: dict[str, Any] = {
+        "messageId": result.message_id,
+        "outcome": result.outcome.value,
+        "status": result.status,
+        "reason": result.reason,
+    }
     if attempts is not None:
         extra["attempts"] = attempts
     if result.duplicate:
         extra["duplicate"] = True
         count("duplicate")
     if result.dropped_fields:
-        logger.warning("Freshdesk refused optional fields; delivered without them",
-                       extra={**extra, "fields": list(result.dropped_fields)})
+        logger.warning(
+            "Freshdesk refused optional fields; delivered without them",
+            extra={**extra, "fields": list(result.dropped_fields)},
+        )
         for name in result.dropped_fields:
             count(f"invalid_field_dropped_{name}")
     if result.warning:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 class BadRequest(Exception):
@@ -66,8 +67,12 @@ def parse_events(data: bytes, max_events: int) -> tuple[list[Any], bool]:
         if not parsed:
             raise BadRequest(400, "the batch holds no events")
         if len(parsed) > max_events:
-            raise BadRequest(413, f"the batch holds {len(parsed)} events; at most {max_events} are accepted per request")
+            raise BadRequest(
+                413, f"the batch holds {len(parsed)} events; at most {max_events} are accepted per request"
+            )
         return parsed, True
     if isinstance(parsed, dict):
         return [parsed], False
-    raise BadRequest(400, f"the body must be a JSON object (one event) or an array (a batch), not {type(parsed).__name__}")
+    raise BadRequest(
+        400, f"the body must be a JSON object (one event) or an array (a batch), not {type(parsed).__name__}"
+    )

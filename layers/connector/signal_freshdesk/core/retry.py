@@ -7,8 +7,9 @@ in `batchItemFailures` and comes back from SQS after its visibility timeout; the
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -28,8 +29,9 @@ class RecordReturned(Exception):
     """This record goes back to the queue (SQS re-delivers it after its visibility timeout)."""
 
 
-def handle_retry_batch(event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline,
-                       context: Any = None) -> dict[str, Any]:
+def handle_retry_batch(
+    event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline, context: Any = None
+) -> dict[str, Any]:
     if not event.get("Records"):
         return {"batchItemFailures": []}
     settings = runtime.settings
@@ -37,8 +39,7 @@ def handle_retry_batch(event: Mapping[str, Any], runtime: Runtime, *, deadline: 
     # Past this point a record is not started: a Freshdesk call might not finish in time.
     start_by = deadline.earlier_by(settings.read_timeout)
     # Pacing waits of this invocation end by then: in-flight messages are not held for long.
-    wait_until = Deadline(min(start_by.at, clock.monotonic() + settings.retry_pacing_max_wait_seconds),
-                          clock.monotonic)
+    wait_until = Deadline(min(start_by.at, clock.monotonic() + settings.retry_pacing_max_wait_seconds), clock.monotonic)
 
     def handle_record(record: SQSRecord) -> None:
         # Too late to deliver: back to the queue by visibility timeout, unless pacing holds the call
@@ -48,19 +49,23 @@ def handle_retry_batch(event: Mapping[str, Any], runtime: Runtime, *, deadline: 
         try:
             done = retry_record(record.raw_event, runtime, deadline=deadline, wait_until=wait_until)
         except Exception:
-            logger.exception("unexpected error in the retry function; the record returns to the queue",
-                             extra={"sqsMessageId": record.raw_event.get("messageId")})
+            logger.exception(
+                "unexpected error in the retry function; the record returns to the queue",
+                extra={"sqsMessageId": record.raw_event.get("messageId")},
+            )
             raise
         if not done:
             raise RecordReturned("the event could not be secured")
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(process_partial_response(event=dict(event), record_handler=handle_record, processor=processor,
-                                         context=context))
+    return dict(
+        process_partial_response(event=dict(event), record_handler=handle_record, processor=processor, context=context)
+    )
 
 
-def retry_record(record: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline,
-                 wait_until: Deadline | None = None) -> bool:
+def retry_record(
+    record: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline, wait_until: Deadline | None = None
+) -> bool:
     """Handle one SQS record. True when the record may be deleted (its event is final or secured again)."""
     parsed = envelope.parse_envelope(record.get("body"))
     if parsed is None:
@@ -70,8 +75,12 @@ def retry_record(record: Mapping[str, Any], runtime: Runtime, *, deadline: Deadl
         guard = IdempotencyGuard(runtime.idempotency)
         if guard.handled_before(state.message_id, replay=state.replay):
             # SQS delivered this message again after it was handled: no second Freshdesk call.
-            report(Result(state.message_id, Outcome.DROPPED, reason="already_handled", duplicate=True),
-                   message="retry processed", metric_prefix="retry_", attempts=state.attempts)
+            report(
+                Result(state.message_id, Outcome.DROPPED, reason="already_handled", duplicate=True),
+                message="retry processed",
+                metric_prefix="retry_",
+                attempts=state.attempts,
+            )
             return True
         result = paced_attempt(state.event, runtime, deadline=deadline, wait_until=wait_until)
         made = state.attempts + int(result.attempted)
@@ -81,8 +90,9 @@ def retry_record(record: Mapping[str, Any], runtime: Runtime, *, deadline: Deadl
         return secured.outcome is not Outcome.FAILED
 
 
-def paced_attempt(event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline,
-                  wait_until: Deadline | None = None) -> Result:
+def paced_attempt(
+    event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline, wait_until: Deadline | None = None
+) -> Result:
     """attempt_event, once Freshdesk's rate budget allows a call (RateBudget.pacing_delay).
 
     While the budget of the current window is spent, the function waits until `wait_until` at most

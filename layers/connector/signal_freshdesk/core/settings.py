@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import phonenumbers
 
@@ -13,6 +13,7 @@ from .timing import TimingPolicy
 
 CONSENT_MODES = ("require", "tag_only", "off")
 SECRETS_EXTENSION_MODES = ("auto", "on", "off")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -48,7 +49,7 @@ class Settings:
     signature_tolerance_seconds: float = 300.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         consent_mode = env.get("CONSENT_MODE", "require").strip().lower() or "require"
         if consent_mode not in CONSENT_MODES:
@@ -71,18 +72,21 @@ class Settings:
             batch_concurrency=_int(env, "BATCH_CONCURRENCY", cls.batch_concurrency, minimum=1),
             secret_max_age_seconds=_float(env, "SECRET_MAX_AGE_SECONDS", cls.secret_max_age_seconds),
             secrets_extension=_choice(env, "SECRETS_EXTENSION", SECRETS_EXTENSION_MODES, cls.secrets_extension),
-            secrets_extension_port=_int(env, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", cls.secrets_extension_port,
-                                        minimum=1),
+            secrets_extension_port=_int(
+                env, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", cls.secrets_extension_port, minimum=1
+            ),
             rate_window_seconds=_float(env, "FRESHDESK_RATE_WINDOW_SECONDS", cls.rate_window_seconds),
             retry_rate_reserve=_int(env, "RETRY_RATE_RESERVE", cls.retry_rate_reserve, minimum=0),
-            retry_pacing_max_wait_seconds=_float(env, "RETRY_PACING_MAX_WAIT_SECONDS",
-                                                 cls.retry_pacing_max_wait_seconds),
+            retry_pacing_max_wait_seconds=_float(
+                env, "RETRY_PACING_MAX_WAIT_SECONDS", cls.retry_pacing_max_wait_seconds
+            ),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", "").strip(),
             idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds, minimum=60),
             signature_header=env.get("WEBHOOK_SIGNATURE_HEADER", "").strip() or cls.signature_header,
             timestamp_header=env.get("WEBHOOK_TIMESTAMP_HEADER", "").strip() or cls.timestamp_header,
-            signature_tolerance_seconds=_float(env, "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS",
-                                               cls.signature_tolerance_seconds),
+            signature_tolerance_seconds=_float(
+                env, "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS", cls.signature_tolerance_seconds
+            ),
         )
 
 
@@ -119,4 +123,4 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-__all__ = ["CONSENT_MODES", "ConfigError", "SECRETS_EXTENSION_MODES", "Settings"]
+__all__ = ["CONSENT_MODES", "SECRETS_EXTENSION_MODES", "ConfigError", "Settings"]

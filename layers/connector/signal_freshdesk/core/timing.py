@@ -7,8 +7,9 @@ margin is a field of `TimingPolicy`, so the numbers live in one place.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 # SQS accepts at most 15 minutes of delay per message (DelaySeconds).
 MAX_SQS_DELAY_SECONDS = 900
