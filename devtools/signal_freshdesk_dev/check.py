@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, TextIO
 
-from signal_freshdesk.config import ConfigError, Credentials, parse_credentials
-from signal_freshdesk.freshdesk import FreshdeskClient
-from signal_freshdesk.outcomes import Answer
+from signal_freshdesk.adapters.freshdesk import FreshdeskClient
+from signal_freshdesk.core.credentials import Credentials, parse_credentials
+from signal_freshdesk.core.errors import ConfigError
+from signal_freshdesk.core.model import Answer
 
 from .apigw import LOCAL_WEBHOOK_TOKEN
 from .sandbox import FreshdeskSandbox

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
-from signal_freshdesk.retry import parse_envelope
+from signal_freshdesk.core import envelope as envelope_format
+from signal_freshdesk.core.envelope import parse_envelope
 
 from .serve import STATE_FILE, ServeError, read_state, serve_client
 
@@ -169,14 +170,6 @@ def matches(parked: Parked, *, status: int | None = None, outcome: str | None = 
             and (not wanted or parked.message_id in wanted))
 
 
-def replay_envelope(envelope: dict[str, Any], now: float) -> dict[str, Any]:
-    """The parked envelope with a fresh retry budget. Its `outcome` (rejected, exhausted) and `last_error`
-    stay as parked: the retry function tells a deliberate replay from a repeated delivery by that outcome."""
-    fresh = dict(envelope)
-    fresh.update({"attempts": 0, "first_seen": now})
-    return fresh
-
-
 def replay(sqs: Any, dlq_url: str, retry_queue_url: str, *, status: int | None = None,
            outcome: str | None = None, message_ids: Iterable[str] = (), dry_run: bool = False,
            now: float | None = None, wait_seconds: int = 1, limit: int = DEFAULT_LIMIT) -> ReplayReport:
@@ -199,11 +192,10 @@ def replay(sqs: Any, dlq_url: str, retry_queue_url: str, *, status: int | None =
             report.replayed.append(parked)
             keep.append(parked)
             continue
-        envelope = replay_envelope(parked.envelope or {}, time.time() if now is None else now)
+        envelope = envelope_format.replay_envelope(parked.envelope or {}, now=time.time() if now is None else now)
         try:
-            sqs.send_message(QueueUrl=retry_queue_url, DelaySeconds=0,
-                             MessageBody=json.dumps(envelope, separators=(",", ":"), default=str),
-                             MessageAttributes=_attributes(envelope))
+            sqs.send_message(QueueUrl=retry_queue_url, DelaySeconds=0, MessageBody=envelope_format.encode(envelope),
+                             MessageAttributes=envelope_format.message_attributes(envelope))
         except Exception as exc:
             report.failed.append((parked, f"SendMessage failed: {type(exc).__name__}"))
             keep.append(parked)
@@ -217,13 +209,6 @@ def replay(sqs: Any, dlq_url: str, retry_queue_url: str, *, status: int | None =
         report.replayed.append(parked)
     release(sqs, dlq_url, keep)
     return report
-
-
-def _attributes(envelope: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """The message attributes the functions put on retry messages (see signal_freshdesk.sqs)."""
-    values = {"outcome": envelope.get("outcome") or "queued", "messageId": envelope.get("messageId") or "-",
-              "status": str((envelope.get("last_error") or {}).get("status") or "none")}
-    return {k: {"DataType": "String", "StringValue": str(v)[:256]} for k, v in values.items()}
 
 
 # -- output ------------------------------------------------------------------------------------

@@ -18,12 +18,14 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, TextIO
 
-from signal_freshdesk.config import ConfigError, Settings, normalise_domain
-from signal_freshdesk.freshdesk import USER_AGENT
-from signal_freshdesk.preset import (IDENTIFIERS, Consent, Delivery, DropReason, Operation, map_contact,
-                                     plan_event, read_consent, select_operation)
-from signal_freshdesk.retry import parse_envelope
-from signal_freshdesk.webhook import BadRequest, parse_events, read_body
+from signal_freshdesk.adapters.freshdesk import USER_AGENT
+from signal_freshdesk.core.credentials import normalise_domain
+from signal_freshdesk.core.envelope import parse_envelope
+from signal_freshdesk.core.errors import ConfigError
+from signal_freshdesk.core.mapping import IDENTIFIERS, map_contact, plan_event, read_consent, select_operation
+from signal_freshdesk.core.model import Consent, DropReason, Operation, PlannedContact
+from signal_freshdesk.core.requests import BadRequest, parse_events, read_body
+from signal_freshdesk.core.settings import Settings
 
 PLACEHOLDER_DOMAIN = "<your-domain>"
 DOMAIN_IN_SECRET = "the secret's 'domain'"
@@ -116,7 +118,7 @@ def explain_event(label: str, event: Any, settings: Settings, domain: str) -> Ex
     selected = select_operation(event)
     found = Explanation(label, str(event.get("messageId") or ""), describe_kind(event), "")
     found.consent = consent_text(event, mode, selected)
-    if isinstance(plan, Delivery):
+    if isinstance(plan, PlannedContact):
         found.decision = "deliver"
         found.operation = plan.operation.value
         found.why = OPERATIONS[plan.operation]
@@ -165,7 +167,7 @@ def consent_text(event: Mapping[str, Any], mode: str, selected: Operation | Drop
     return f"marketing {value}; the gate (CONSENT_MODE={mode}) {effect}"
 
 
-def on_conflict(plan: Delivery, base: str) -> dict[str, Any]:
+def on_conflict(plan: PlannedContact, base: str) -> dict[str, Any]:
     """What a 409 to this create leads to (signal_freshdesk.delivery and outcomes decide; this describes)."""
     if plan.operation is Operation.SIGN_UP:
         return {"outcome": "conflict", "final": True,

@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, TextIO
 from urllib.parse import parse_qs
 
-from signal_freshdesk.config import ConfigError, Settings, parse_credentials
+from signal_freshdesk.core.credentials import parse_credentials
+from signal_freshdesk.core.errors import ConfigError
+from signal_freshdesk.core.settings import Settings
 
 from .apigw import LOCAL_WEBHOOK_TOKEN, LambdaContext, http_api_event
 from .event_source import DrainStats, SqsEventSource

@@ -1,10 +1,14 @@
 """Retry Lambda: drains the retry queue (SQS, ReportBatchItemFailures) into Freshdesk or the DLQ."""
 
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from signal_freshdesk.entry import retry
 from signal_freshdesk.observability import logger, metrics
-from signal_freshdesk.retry import handle_retry_batch
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event, context):
-    return handle_retry_batch(event, context)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return retry.handle(event, context)

@@ -10,7 +10,7 @@ import uuid
 import boto3
 import pytest
 
-from signal_freshdesk.config import Credentials
+from signal_freshdesk.core.credentials import Credentials
 from signal_freshdesk_dev import check
 from signal_freshdesk_dev.apigw import LOCAL_WEBHOOK_TOKEN
 from signal_freshdesk_dev.handlers import REPO_ROOT

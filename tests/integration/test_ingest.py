@@ -8,7 +8,7 @@ import time
 
 import pytest
 import urllib3
-from signal_freshdesk.preset import slim_event
+from signal_freshdesk.core.envelope import slim_event
 from signal_freshdesk_dev.apigw import LambdaContext, http_api_event
 from signal_freshdesk_dev.handlers import ingest_handler, load_event, signal_events_of
 from tests.samples import GUIDE_SIGNED_UP_BODY

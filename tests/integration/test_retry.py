@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from signal_freshdesk.preset import slim_event
+from signal_freshdesk.core.envelope import slim_event
 from signal_freshdesk_dev.apigw import LambdaContext
 from signal_freshdesk_dev.handlers import load_event, retry_handler, signal_events_of
 

@@ -1,4 +1,4 @@
-"""Pacing under Freshdesk's per-window rate limit: the client's budget bookkeeping and the retry handler's use of it.
+"""Pacing under Freshdesk's per-window rate limit: the budget bookkeeping and the retry handler's use of it.
 
 Windows are scaled down to about a second (FRESHDESK_RATE_WINDOW_SECONDS); nothing here asserts a timing
 beyond "it waited" or "it did not call".
@@ -9,12 +9,37 @@ from __future__ import annotations
 import json
 import time
 
-from signal_freshdesk.config import Credentials
-from signal_freshdesk.freshdesk import FreshdeskClient
+from signal_freshdesk.adapters.freshdesk import FreshdeskClient
+from signal_freshdesk.core.credentials import Credentials
+from signal_freshdesk.core.pacing import RateBudget
 from signal_freshdesk_dev.apigw import LambdaContext
 from signal_freshdesk_dev.handlers import retry_handler
 
 KEY = "sandbox-api-key"
+
+
+class PacedClient:
+    """The HTTP client with a RateBudget fed by its answers, as the core's delivery feeds it."""
+
+    def __init__(self, base_url: str, *, rate_window: float = 60.0) -> None:
+        self.client = FreshdeskClient(base_url_override=base_url)
+        self.rate = RateBudget(window=rate_window)
+
+    def create_contact(self, creds, body):
+        answer = self.client.create_contact(creds, body)
+        self.rate.observe(answer)
+        return answer
+
+    def get_contact(self, creds, contact_id):
+        answer = self.client.get_contact(creds, contact_id)
+        self.rate.observe(answer)
+        return answer
+
+    def pacing_delay(self, reserve: int = 1) -> float:
+        return self.rate.pacing_delay(reserve)
+
+    def budget(self) -> tuple[int | None, int | None]:
+        return self.rate.remaining, self.rate.total
 
 
 def contact(i: int) -> dict:
@@ -46,7 +71,7 @@ def queue_backlog(stack, count: int) -> None:
 
 def test_the_client_holds_back_once_the_budget_is_down_to_the_reserve(freshdesk):
     freshdesk.set_rate_limit(4, 1.0)
-    client = FreshdeskClient(base_url_override=freshdesk.base_url, rate_window=1.0)
+    client = PacedClient(freshdesk.base_url, rate_window=1.0)
     creds = Credentials("sandbox", KEY, "t" * 16)
     assert client.pacing_delay(reserve=1) == 0  # nothing known yet
     for i in range(3):
@@ -62,7 +87,7 @@ def test_the_client_holds_back_once_the_budget_is_down_to_the_reserve(freshdesk)
 
 
 def test_a_missing_or_unreadable_budget_header_changes_nothing(freshdesk):
-    client = FreshdeskClient(base_url_override=freshdesk.base_url)
+    client = PacedClient(freshdesk.base_url)
     assert client.get_contact(Credentials("sandbox", KEY, "t" * 16), 999).status == 404
     assert client.budget() == (399, 400)
     assert client.pacing_delay() == 0

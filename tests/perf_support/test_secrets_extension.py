@@ -7,10 +7,11 @@ import socket
 
 import pytest
 
-from signal_freshdesk.config import ConfigError, Settings
-from signal_freshdesk.runtime import build_credentials
-from signal_freshdesk.secrets_extension import (ExtensionCredentialStore, ExtensionSecretReader,
-                                                extension_enabled)
+from signal_freshdesk.adapters.secrets_extension import ExtensionSecretSource, extension_enabled
+from signal_freshdesk.core.credentials import CredentialStore
+from signal_freshdesk.core.errors import ConfigError
+from signal_freshdesk.core.settings import Settings
+from signal_freshdesk.runtime import build_secret_source
 from signal_freshdesk_dev.bench.extension import ExtensionStandIn, boto3_lookup, static_lookup
 from signal_freshdesk_dev.local_aws import REGION
 
@@ -38,56 +39,56 @@ def extension(secret_id):
 
 
 def test_reads_the_secret_through_the_extension(extension, secret_id):
-    reader = ExtensionSecretReader(secret_id, port=extension.port)
-    assert reader()["api_key"] == "key-from-extension"
-    assert reader.last_source == "extension" and extension.hits == 1
+    reader = ExtensionSecretSource(secret_id, port=extension.port)
+    assert reader.read_secret()["api_key"] == "key-from-extension"
+    assert extension.hits == 1
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 500])
 def test_an_error_answer_falls_back_to_secrets_manager_for_that_read(extension, secret_id, status):
     extension.fail_status = status
-    reader = ExtensionSecretReader(secret_id, port=extension.port)
-    assert reader()["api_key"] == "sandbox-api-key"  # moto's copy
-    assert reader.last_source == "secrets_manager" and not reader.absent
+    reader = ExtensionSecretSource(secret_id, port=extension.port)
+    assert reader.read_secret()["api_key"] == "sandbox-api-key"  # moto's copy
+    assert not reader.absent
     extension.fail_status = 0
-    assert reader()["api_key"] == "key-from-extension"  # the extension is tried again next time
+    assert reader.read_secret()["api_key"] == "key-from-extension"  # the extension is tried again next time
 
 
 def test_a_wrong_token_is_refused_by_the_extension_and_secrets_manager_answers(extension, secret_id):
-    reader = ExtensionSecretReader(secret_id, port=extension.port, env={"AWS_SESSION_TOKEN": "not-the-token"})
-    assert reader()["api_key"] == "sandbox-api-key"
+    reader = ExtensionSecretSource(secret_id, port=extension.port, env={"AWS_SESSION_TOKEN": "not-the-token"})
+    assert reader.read_secret()["api_key"] == "sandbox-api-key"
     assert extension.hits == 1
 
 
 def test_connection_refused_falls_back_to_secrets_manager_from_then_on(secret_id):
-    reader = ExtensionSecretReader(secret_id, port=free_port())
-    assert reader()["api_key"] == "sandbox-api-key"
-    assert reader.absent and reader.last_source == "secrets_manager"
-    assert reader()["api_key"] == "sandbox-api-key"
+    reader = ExtensionSecretSource(secret_id, port=free_port())
+    assert reader.read_secret()["api_key"] == "sandbox-api-key"
+    assert reader.absent
+    assert reader.read_secret()["api_key"] == "sandbox-api-key"
 
 
 def test_without_a_session_token_the_extension_is_not_called(extension, secret_id):
-    reader = ExtensionSecretReader(secret_id, port=extension.port, env={})
-    assert reader()["api_key"] == "sandbox-api-key"
+    reader = ExtensionSecretSource(secret_id, port=extension.port, env={})
+    assert reader.read_secret()["api_key"] == "sandbox-api-key"
     assert extension.hits == 0
 
 
 def test_a_forced_read_bypasses_the_extensions_cache(extension, secret_id):
-    reader = ExtensionSecretReader(secret_id, port=extension.port)
-    assert reader(force=True)["api_key"] == "sandbox-api-key"
+    reader = ExtensionSecretSource(secret_id, port=extension.port)
+    assert reader.read_secret(force=True)["api_key"] == "sandbox-api-key"
     assert extension.hits == 0
 
 
 def test_a_secret_that_is_not_json_is_a_config_error(secret_id):
     with ExtensionStandIn(static_lookup({secret_id: "not json"}), token=TOKEN) as stand_in:
         with pytest.raises(ConfigError, match="not valid JSON"):
-            ExtensionSecretReader(secret_id, port=stand_in.port)()
+            ExtensionSecretSource(secret_id, port=stand_in.port).read_secret()
 
 
 def test_the_credential_store_refreshes_a_rotated_key_past_both_caches(stack, secret_id):
     # The extension caches the secret it first read; the key is then rotated in Secrets Manager.
     with ExtensionStandIn(boto3_lookup(stack.secrets.meta.endpoint_url, REGION), token=TOKEN) as stand_in:
-        store = ExtensionCredentialStore(ExtensionSecretReader(secret_id, port=stand_in.port), max_age=300)
+        store = CredentialStore(ExtensionSecretSource(secret_id, port=stand_in.port), max_age=300)
         stale = store.get()
         assert stale.api_key == "sandbox-api-key"
         stack.set_secret(api_key="rotated-key")
@@ -134,7 +135,7 @@ def test_settings_for_the_extension():
 
 
 def test_runtime_uses_secrets_manager_directly_when_the_extension_is_off():
-    store = build_credentials(Settings(secret_id="x", secrets_extension="off"))
-    assert not isinstance(store, ExtensionCredentialStore)
-    store = build_credentials(Settings(secret_id="x", secrets_extension="on"))
-    assert isinstance(store, ExtensionCredentialStore)
+    source = build_secret_source(Settings(secret_id="x", secrets_extension="off"))
+    assert not isinstance(source, ExtensionSecretSource)
+    source = build_secret_source(Settings(secret_id="x", secrets_extension="on"))
+    assert isinstance(source, ExtensionSecretSource)

@@ -11,7 +11,6 @@ import json
 import time
 
 import pytest
-from signal_freshdesk import webhook as webhook_module
 from signal_freshdesk.runtime import get_runtime
 from signal_freshdesk_dev.apigw import LambdaContext
 from signal_freshdesk_dev.handlers import retry_handler
@@ -67,17 +66,18 @@ def test_a_claim_left_by_a_killed_ingest_invocation_expires_with_the_invocation(
     in_progress_elsewhere once it is over: Signal makes 5 attempts with exponential backoff, and if they
     were all spent inside a longer claim the event would be lost.
     """
-    original = webhook_module.secure
+    store = get_runtime().idempotency
 
     def killed(*args, **kwargs):
         raise Killed("the invocation died after Freshdesk answered, before the outcome was recorded")
 
-    monkeypatch.setattr(webhook_module, "secure", killed)
-    with pytest.raises(Killed):
-        stack.post("signed-up", context=LambdaContext(function_name="ingest", timeout_seconds=29))
-    monkeypatch.setattr(webhook_module, "secure", original)
+    store.complete = killed  # the outcome is never recorded
+    try:
+        with pytest.raises(Killed):
+            stack.post("signed-up", context=LambdaContext(function_name="ingest", timeout_seconds=29))
+    finally:
+        del store.complete
     # Signal re-sends once the dead invocation's 29 s are over (its own request timed out at 30 s).
-    store = get_runtime().idempotency
     real_clock = store.clock
     store.clock = lambda: real_clock() + 31
     status, body = stack.post("signed-up")

@@ -36,37 +36,64 @@ def small_run(stack, configure, **faults):
     return report
 
 
+def wrap_ports(monkeypatch, **wrappers):
+    """Build the functions' runtime with some of its ports wrapped (name -> wrapper of the real port)."""
+    from signal_freshdesk import runtime as runtime_module
+
+    real_build = runtime_module.build_runtime
+
+    def build(settings):
+        built = real_build(settings)
+        for name, wrap in wrappers.items():
+            setattr(built, name, wrap(getattr(built, name)))
+        return built
+
+    monkeypatch.setattr(runtime_module, "build_runtime", build)
+
+
 def test_the_ledger_fails_when_queued_events_are_lost(stack, configure, monkeypatch):
-    from signal_freshdesk import retry, webhook
-    from signal_freshdesk.outcomes import Outcome
+    class Forgetful:
+        """Says it queued the event, but sends nothing to the retry queue."""
 
-    def forgetful(real):
-        def secure(event, result, runtime, **kwargs):
-            if result.outcome is Outcome.QUEUED:
-                return result  # answers "queued" but sends nothing to the retry queue
-            return real(event, result, runtime, **kwargs)
-        return secure
+        def __init__(self, real):
+            self.real = real
 
-    monkeypatch.setattr(webhook, "secure", forgetful(webhook.secure))
-    monkeypatch.setattr(retry, "secure", forgetful(retry.secure))
+        def send_retry(self, envelope, delay_seconds):
+            pass
+
+        def park(self, envelope):
+            self.real.park(envelope)
+
+    wrap_ports(monkeypatch, queues=Forgetful)
     report = small_run(stack, configure, freshdesk_5xx=1.0)
     assert not report.ok
     assert report.problems["lost"], report.tally
 
 
 def test_the_ledger_fails_when_an_event_is_both_delivered_and_parked(stack, configure, monkeypatch):
-    from signal_freshdesk import webhook
-    from signal_freshdesk.outcomes import Outcome
-    from signal_freshdesk.pipeline import make_envelope
+    from signal_freshdesk.core.envelope import make_envelope
+    from signal_freshdesk.core.model import Outcome, Result
+    from signal_freshdesk.observability import current_message_id
+    from signal_freshdesk.runtime import get_runtime
 
-    real = webhook.secure
+    class AlsoParks:
+        """Parks every event Freshdesk created, as if it had been refused too."""
 
-    def also_park(event, result, runtime, **kwargs):
-        if result.outcome is Outcome.DELIVERED:
-            runtime.queues.park(make_envelope(event, result, attempts=1, first_seen=0.0, outcome="rejected"))
-        return real(event, result, runtime, **kwargs)
+        def __init__(self, real):
+            self.real = real
 
-    monkeypatch.setattr(webhook, "secure", also_park)
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def create_contact(self, creds, contact, **kwargs):
+            answer = self.real.create_contact(creds, contact, **kwargs)
+            if answer.status == 201:
+                mid = current_message_id()
+                get_runtime().queues.park(make_envelope({"messageId": mid}, Result(mid, Outcome.DELIVERED, 201),
+                                                        attempts=1, first_seen=0.0, outcome="rejected"))
+            return answer
+
+    wrap_ports(monkeypatch, freshdesk=AlsoParks)
     report = small_run(stack, configure)
     assert report.problems["contradictory"], report.tally
 

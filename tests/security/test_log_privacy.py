@@ -110,12 +110,12 @@ def test_representative_flows_log_no_personal_data_and_keep_message_id_and_outco
 
 def test_an_unexpected_error_logs_a_traceback_without_contact_data(stack, monkeypatch, log_privacy):
     """The catch-all in process_one logs the exception; what the exception says about the event stays out."""
-    from signal_freshdesk import webhook
+    from signal_freshdesk.runtime import get_runtime
 
-    def broken(event, runtime, **kwargs):
-        raise KeyError("phone")  # a bug in mapping, say
+    def broken(*args, **kwargs):
+        raise KeyError("phone")  # a bug on the way to Freshdesk, say
 
-    monkeypatch.setattr(webhook, "attempt_event", broken)
+    monkeypatch.setattr(get_runtime().freshdesk, "create_contact", broken)
     answer = invoke(raw_request(json.dumps(dict(IDENTIFIED, messageId="privacy-bug"))))
     assert answer.status == 202 and answer.body["reason"] == "internal_error"
     [record] = [r for r in ours(log_privacy) if r.message.startswith("unexpected error")]

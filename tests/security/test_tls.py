@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 import signal_freshdesk
-from signal_freshdesk.config import Credentials
-from signal_freshdesk.dynamodb import DynamoDBClient
-from signal_freshdesk.freshdesk import FreshdeskClient
+from signal_freshdesk.adapters.dynamodb import DynamoDBClient
+from signal_freshdesk.adapters.freshdesk import FreshdeskClient
+from signal_freshdesk.core.credentials import Credentials
 from urllib3.util.ssl_ import resolve_cert_reqs
 
 PACKAGE = Path(signal_freshdesk.__file__).resolve().parent
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PRODUCT_SOURCES = sorted(PACKAGE.glob("*.py")) + sorted((REPO_ROOT / "functions").glob("*/app.py"))
+PRODUCT_SOURCES = sorted(PACKAGE.rglob("*.py")) + sorted((REPO_ROOT / "functions").glob("*/app.py"))
 
 INSECURE = {
     "cert_reqs CERT_NONE": re.compile(r"CERT_NONE"),

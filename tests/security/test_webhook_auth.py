@@ -17,8 +17,8 @@ import types
 import uuid
 
 import pytest
-import signal_freshdesk.webhook as webhook_module
-from signal_freshdesk import webhook_auth
+from signal_freshdesk.core import webhook_auth
+from signal_freshdesk.runtime import get_runtime
 from signal_freshdesk_dev.handlers import load_event, signal_events_of
 
 from .helpers import (
@@ -167,8 +167,8 @@ def test_a_replay_inside_the_window_is_absorbed_by_idempotency_and_after_it_is_r
 
     # The same request once the window has passed: the webhook's clock moves on 10 minutes.
     later = time.time() + 2 * TOLERANCE
-    monkeypatch.setattr(webhook_module, "time", types.SimpleNamespace(time=lambda: later,
-                                                                       monotonic=time.monotonic))
+    monkeypatch.setattr(get_runtime(), "clock", types.SimpleNamespace(time=lambda: later, monotonic=time.monotonic,
+                                                                      sleep=time.sleep))
     refused(invoke(json.loads(json.dumps(request))), "stale or replayed")
     assert len(contact_posts(signed_stack)) == 1
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from signal_freshdesk.config import ConfigError, Credentials, Settings, normalise_domain, parse_credentials
+from signal_freshdesk.core.credentials import Credentials, normalise_domain, parse_credentials
+from signal_freshdesk.core.errors import ConfigError
+from signal_freshdesk.core.settings import Settings
 
 API_KEY = "fd_API_KEY_s3cr3t_value_9Zq"
 TOKEN = "wh_TOKEN_s3cr3t_value_0123456789"

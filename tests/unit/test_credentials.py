@@ -6,10 +6,20 @@ import threading
 
 import pytest
 
-from signal_freshdesk.config import ConfigError
-from signal_freshdesk.credentials import CredentialStore, SecretUnavailable
+from signal_freshdesk.core.credentials import CredentialStore
+from signal_freshdesk.core.errors import ConfigError, SecretUnavailable
 
 MAX_AGE = 300.0
+
+
+class CallableSource:
+    """A SecretSource around a plain function, as these tests write their readers."""
+
+    def __init__(self, read) -> None:
+        self.read = read
+
+    def read_secret(self, *, force: bool = False):
+        return self.read()
 
 
 class FakeClock:
@@ -50,7 +60,7 @@ def reader() -> Reader:
 
 @pytest.fixture
 def store(reader: Reader, clock: FakeClock) -> CredentialStore:
-    return CredentialStore(reader, max_age=MAX_AGE, clock=clock)
+    return CredentialStore(CallableSource(reader), max_age=MAX_AGE, clock=clock)
 
 
 def test_store_does_not_read_until_asked(reader, store):
@@ -114,7 +124,7 @@ def test_refresh_with_an_already_replaced_object_does_not_re_read(reader, store,
 
 
 def test_refresh_on_an_empty_store_reads(reader, store):
-    old = CredentialStore(Reader(), clock=FakeClock()).get()
+    old = CredentialStore(CallableSource(Reader()), clock=FakeClock()).get()
     creds = store.refresh(old)
     assert reader.calls == 1
     assert creds.api_key == "key-1"
@@ -143,7 +153,7 @@ def test_reader_raising_propagates(clock):
     def failing():
         raise SecretUnavailable("the secret could not be read")
 
-    store = CredentialStore(failing, clock=clock)
+    store = CredentialStore(CallableSource(failing), clock=clock)
     with pytest.raises(SecretUnavailable):
         store.get()
 
@@ -157,7 +167,7 @@ def test_reader_raising_on_refresh_propagates(clock):
             raise SecretUnavailable("throttled")
         return {"domain": "acme", "api_key": "key", "webhook_token": "token-0123456789abcdef"}
 
-    store = CredentialStore(flaky, clock=clock)
+    store = CredentialStore(CallableSource(flaky), clock=clock)
     stale = store.get()
     with pytest.raises(SecretUnavailable):
         store.refresh(stale)
@@ -172,14 +182,14 @@ def test_a_failed_read_is_not_cached(clock):
             raise item
         return item
 
-    store = CredentialStore(reader, clock=clock)
+    store = CredentialStore(CallableSource(reader), clock=clock)
     with pytest.raises(RuntimeError, match="boom"):
         store.get()
     assert store.get().api_key == "key"
 
 
 def test_an_invalid_secret_raises_config_error(clock):
-    store = CredentialStore(lambda: {"domain": "acme.evil.com", "api_key": "k", "webhook_token": "t" * 16},
+    store = CredentialStore(CallableSource(lambda: {"domain": "acme.evil.com", "api_key": "k", "webhook_token": "t" * 16}),
                             clock=clock)
     with pytest.raises(ConfigError):
         store.get()

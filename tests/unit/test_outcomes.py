@@ -5,13 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from signal_freshdesk.outcomes import (
-    MAX_SQS_DELAY,
+from signal_freshdesk.core.backoff import backoff_delay, retry_after_seconds
+from signal_freshdesk.core.model import Answer, Operation, Outcome
+from signal_freshdesk.core.outcomes import (
     Action,
-    Answer,
-    Outcome,
     Verdict,
-    backoff_delay,
     existing_contact_ids,
     judge_create,
     judge_phone_lookup,
@@ -19,15 +17,16 @@ from signal_freshdesk.outcomes import (
     judge_update,
     merge_tags,
     optional_invalid_fields,
-    retry_after_seconds,
     without_fields,
 )
-from signal_freshdesk.preset import Operation
+from signal_freshdesk.core.timing import MAX_SQS_DELAY_SECONDS as MAX_SQS_DELAY
 from tests.samples import GUIDE_SIGNED_UP_BODY
 
 CONTACT = dict(GUIDE_SIGNED_UP_BODY)
 CONTACT_NO_OPTIONALS = {"name": "John Doe", "email": "john.doe@example.com"}
 BOTH_OPERATIONS = [Operation.SIGN_UP, Operation.IDENTIFY]
+# The outcomes that end an event as a success: done, never retried, never parked.
+FINAL_SUCCESS = {Outcome.DELIVERED, Outcome.UPDATED, Outcome.CONFLICT}
 
 
 def conflict_body(*user_ids: object) -> dict:
@@ -72,7 +71,7 @@ def test_signed_up_409_is_final_conflict():
     verdict = judge_create(Operation.SIGN_UP, Answer(409, conflict_body(42)), CONTACT)
     assert verdict.action is Action.DONE
     assert verdict.outcome is Outcome.CONFLICT
-    assert verdict.outcome.is_final_success
+    assert verdict.outcome in FINAL_SUCCESS
 
 
 def test_signed_up_409_naming_no_id_is_still_final_conflict():
@@ -159,7 +158,7 @@ def test_400_403_404_405_are_rejected(operation, status):
     verdict = judge_create(operation, Answer(status, body), CONTACT)
     assert verdict.action is Action.REJECT
     assert verdict.outcome is Outcome.REJECTED
-    assert not verdict.outcome.is_final_success
+    assert verdict.outcome not in FINAL_SUCCESS
 
 
 # --------------------------------------------------------------------------- 400 invalid_field on optional fields
@@ -263,7 +262,7 @@ def test_update_200_is_updated():
     assert verdict.action is Action.DONE
     assert verdict.outcome is Outcome.UPDATED
     assert verdict.contact_id == 42
-    assert verdict.outcome.is_final_success
+    assert verdict.outcome in FINAL_SUCCESS
 
 
 def test_update_409_is_conflict():
@@ -310,10 +309,6 @@ def test_read_400_invalid_field_is_rejected_not_resent():
 
 def test_verdict_defaults():
     assert Verdict(Action.DONE) == Verdict(Action.DONE, None, None, (), "")
-
-
-def test_final_success_outcomes():
-    assert {o for o in Outcome if o.is_final_success} == {Outcome.DELIVERED, Outcome.UPDATED, Outcome.CONFLICT}
 
 
 # --------------------------------------------------------------------------- without_fields

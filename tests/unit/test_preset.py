@@ -8,13 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from signal_freshdesk.preset import (
+from signal_freshdesk.core.envelope import slim_event
+from signal_freshdesk.core.mapping import (
     CONSENT_TAG,
-    Consent,
-    Delivery,
-    Drop,
-    DropReason,
-    Operation,
     company_id,
     contact_name,
     external_id,
@@ -26,8 +22,9 @@ from signal_freshdesk.preset import (
     plan_event,
     read_consent,
     select_operation,
-    slim_event,
 )
+from signal_freshdesk.core.model import Consent, Drop, DropReason, Operation
+from signal_freshdesk.core.model import PlannedContact as Delivery
 from signal_freshdesk_dev.handlers import load_event, signal_events_of
 from tests.samples import GUIDE_SIGNED_UP_BODY
 
@@ -221,7 +218,7 @@ def test_sample_consent_denied_is_dropped_consent_denied():
 def test_sample_batch_yields_a_decision_for_each_event_in_order():
     decisions = [plan_event(event) for event in signal_events_of(load_event("batch"))]
     summary = [
-        (type(d).__name__, d.operation if isinstance(d, Delivery) else d.reason) for d in decisions
+        ("Delivery", d.operation) if isinstance(d, Delivery) else (type(d).__name__, d.reason) for d in decisions
     ]
     assert summary == [
         ("Delivery", Operation.SIGN_UP),

@@ -8,7 +8,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from signal_freshdesk.sigv4 import AwsCredentials, signed_headers
+from signal_freshdesk.adapters.sigv4 import AwsCredentials, signed_headers
 
 WHEN = datetime(2026, 11, 27, 3, 4, 5, tzinfo=timezone.utc)
 

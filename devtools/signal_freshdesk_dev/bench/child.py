@@ -134,7 +134,7 @@ def run_warm(which: str, params: dict) -> dict:
 
     import urllib3
 
-    from signal_freshdesk.preset import plan_event
+    from signal_freshdesk.core.mapping import plan_event
 
     handler = load_handler(which, params["root"])
     quiet_logs()
@@ -237,9 +237,9 @@ def run_drain(which: str, params: dict) -> dict:
     from signal_freshdesk_dev.event_source import DrainStats, SqsEventSource
 
     if params.get("unpaced"):  # the "unpaced" figure: the retry function without its pacing
-        from signal_freshdesk.freshdesk import FreshdeskClient
+        from signal_freshdesk.core.pacing import RateBudget
 
-        FreshdeskClient.pacing_delay = lambda self, reserve=1: 0.0
+        RateBudget.pacing_delay = lambda self, reserve=1: 0.0  # type: ignore[method-assign]
     handler = load_handler("retry", params["root"])
     quiet_logs()
     sqs = boto3.client("sqs", region_name=os.environ["AWS_DEFAULT_REGION"])

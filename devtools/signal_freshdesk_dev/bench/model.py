@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from signal_freshdesk.config import Settings
+from signal_freshdesk.core.settings import Settings
 
 from ..handlers import REPO_ROOT
 

@@ -21,7 +21,8 @@ import urllib3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from signal_freshdesk.preset import Drop, plan_event
+from signal_freshdesk.core.mapping import plan_event
+from signal_freshdesk.core.model import Drop
 
 SERVICE = "signal-freshdesk-naive"
 

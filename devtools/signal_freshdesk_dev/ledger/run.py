@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from signal_freshdesk import pipeline as pipeline_module
-from signal_freshdesk import retry as retry_module
-from signal_freshdesk import secrets_manager as secrets_module
-from signal_freshdesk.credentials import SecretUnavailable
-from signal_freshdesk.freshdesk import FreshdeskClient
+from signal_freshdesk.core.credentials import CredentialStore
+from signal_freshdesk.core.errors import QueueError, SecretUnavailable
+from signal_freshdesk.core.model import Answer
+from signal_freshdesk.core.ports import Claim, Freshdesk, IdempotencyStore, Queues, Runtime, SecretSource
+from signal_freshdesk.observability import current_message_id
 from signal_freshdesk.observability import logger as powertools_logger
-from signal_freshdesk.preset import message_id_of
-from signal_freshdesk.sqs import QueueError, RetryQueues
+from signal_freshdesk.runtime import build_secret_source, get_runtime
 
 from ..apigw import LOCAL_WEBHOOK_TOKEN, LambdaContext, http_api_event
 from ..event_source import DrainStats, SqsEventSource
@@ -33,14 +32,16 @@ from .stream import SignalRequest, build_stream
 
 
 # ---------------------------------------------------------------------------------------------
-# Instrumentation: every place the run reaches into the connector's internals is in this section.
-# Each hook either injects a fault (Chaos.roll) or records what happened, for reconcile():
-#   secrets_manager.read_secret_json  raises SecretUnavailable (secret_failure)
-#   RetryQueues._send                 raises QueueError (sqs_send_failure); counts the sends that went
-#   pipeline.deliver_contact          tags the thread with the messageId being delivered
-#   FreshdeskClient._request          records each Freshdesk call (messageId, method, path, status, error)
-#   retry.retry_record                fails a poison event's retry messages, every time
-#   retry.secure                      kills the retry invocation before it secures its record (retry_kill)
+# Instrumentation: the run wraps the ports of the functions' runtime, the way the connector's own
+# composition root hands them to the core. Each wrapper injects a fault (Chaos.roll) or records what
+# happened, for reconcile():
+#   the secret source     raises SecretUnavailable (secret_failure)
+#   the queues            raise QueueError (sqs_send_failure); count the sends that went; in a retry
+#                         invocation, may kill it before it secures its record (retry_kill)
+#   Freshdesk             records each call (messageId, method, path, status, error); in a retry
+#                         invocation, a poison event's call breaks the record, every time
+#   the idempotency store in a retry invocation: a poison event breaks its record on the first look,
+#                         and a kill may come before the outcome is recorded (retry_kill)
 # ---------------------------------------------------------------------------------------------
 class Patcher:
     """setattr with undo, so the harness needs no pytest (make ledger) and restores what it wraps."""
@@ -58,73 +59,129 @@ class Patcher:
             setattr(target, name, value)
 
 
-def instrument(run: Run, patch: Patcher) -> None:
-    """Install the hooks listed above (undone by patch.undo())."""
-    chaos, seen = run.chaos, run.seen
+class Hooks:
+    """What the wrappers share: the run's chaos and observations, and what this thread is doing."""
 
-    real_read = secrets_module.read_secret_json
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.chaos = run.chaos
+        self.seen = run.seen
 
-    def read_secret_json(secret_id: str) -> dict[str, Any]:
-        if chaos.roll("secret_failure"):
-            raise SecretUnavailable("injected: Secrets Manager could not be reached")
-        return real_read(secret_id)
-    patch.setattr(secrets_module, "read_secret_json", read_secret_json)
+    def in_retry(self) -> bool:
+        return bool(getattr(self.run.local, "in_retry", False))
 
-    real_send = RetryQueues._send
-
-    def send(queues: RetryQueues, url: str, setting: str, envelope: dict[str, Any], delay: int) -> None:
-        if chaos.roll("sqs_send_failure"):
-            raise QueueError("injected: SQS SendMessage failed")
-        real_send(queues, url, setting, envelope, delay)
-        with run.lock:
-            seen.sends["park" if setting == "DLQ_URL" else "retry"] += 1
-    patch.setattr(RetryQueues, "_send", send)
-
-    real_deliver = pipeline_module.deliver_contact
-
-    def deliver_contact(delivery: Any, **kwargs: Any) -> Any:
-        run.local.message_id = delivery.message_id
-        try:
-            return real_deliver(delivery, **kwargs)
-        finally:
-            run.local.message_id = None
-    patch.setattr(pipeline_module, "deliver_contact", deliver_contact)
-
-    real_request = FreshdeskClient._request
-
-    def request(client: FreshdeskClient, creds: Any, method: str, path: str, body: Any, deadline: Any) -> Any:
-        answer = real_request(client, creds, method, path, body, deadline)
-        with run.lock:
-            seen.calls.append({"messageId": getattr(run.local, "message_id", None), "method": method,
-                               "path": path, "status": answer.status, "error": answer.error})
-        return answer
-    patch.setattr(FreshdeskClient, "_request", request)
-
-    real_retry_record = retry_module.retry_record
-
-    def retry_record(record: Any, runtime: Any, **kwargs: Any) -> bool:
+    def poison_breaks_this_record(self) -> None:
         # A poison message stays poison after the faults stop: only the redrive policy ends it.
-        try:
-            mid = json.loads(record["body"]).get("messageId")
-        except (ValueError, AttributeError, TypeError):
-            mid = None
-        if mid in run.poison:
-            with run.lock:
-                seen.retry["poison records failed"] += 1
+        if self.in_retry() and current_message_id() in self.run.poison:
+            with self.run.lock:
+                self.seen.retry["poison records failed"] += 1
             raise ValueError("injected: this record breaks the retry function every time")
-        return real_retry_record(record, runtime, **kwargs)
-    patch.setattr(retry_module, "retry_record", retry_record)
 
-    real_secure = retry_module.secure
-
-    def secure(event: Any, result: Any, runtime: Any, **kwargs: Any) -> Any:
-        if chaos.roll("retry_kill"):
-            with run.lock:
-                seen.kills.append({"messageId": message_id_of(event), "outcome": result.outcome.value,
-                                   "attempted": result.attempted})
+    def maybe_kill(self, outcome: str) -> None:
+        """In a retry invocation, at most one roll per record, at its first step of securing or recording."""
+        mid = current_message_id()
+        if not self.in_retry() or getattr(self.run.local, "kill_rolled_for", None) == mid:
+            return
+        self.run.local.kill_rolled_for = mid
+        if self.chaos.roll("retry_kill"):
+            attempted = mid in getattr(self.run.local, "called", set())
+            with self.run.lock:
+                self.seen.kills.append({"messageId": mid, "outcome": outcome, "attempted": attempted})
             raise SimulatedKill("the retry invocation was killed before securing its record")
-        return real_secure(event, result, runtime, **kwargs)
-    patch.setattr(retry_module, "secure", secure)
+
+
+class ChaoticSecretSource:
+    def __init__(self, real: SecretSource, hooks: Hooks) -> None:
+        self.real, self.hooks = real, hooks
+
+    def read_secret(self, *, force: bool = False) -> Any:
+        if self.hooks.chaos.roll("secret_failure"):
+            raise SecretUnavailable("injected: Secrets Manager could not be reached")
+        return self.real.read_secret(force=force)
+
+
+class ChaoticQueues:
+    def __init__(self, real: Queues, hooks: Hooks) -> None:
+        self.real, self.hooks = real, hooks
+
+    def _send(self, kind: str, envelope: dict[str, Any], send: Any) -> None:
+        self.hooks.maybe_kill(str(envelope.get("outcome")))
+        if self.hooks.chaos.roll("sqs_send_failure"):
+            raise QueueError("injected: SQS SendMessage failed")
+        send()
+        with self.hooks.run.lock:
+            self.hooks.seen.sends[kind] += 1
+
+    def send_retry(self, envelope: dict[str, Any], delay_seconds: int) -> None:
+        self._send("retry", envelope, lambda: self.real.send_retry(envelope, delay_seconds))
+
+    def park(self, envelope: dict[str, Any]) -> None:
+        self._send("park", envelope, lambda: self.real.park(envelope))
+
+
+class RecordedFreshdesk:
+    def __init__(self, real: Freshdesk, hooks: Hooks) -> None:
+        self.real, self.hooks = real, hooks
+
+    def _call(self, method: str, path: str, call: Any) -> Answer:
+        self.hooks.poison_breaks_this_record()
+        mid = current_message_id() or None
+        local = self.hooks.run.local
+        if not hasattr(local, "called"):
+            local.called = set()
+        local.called.add(mid)
+        answer: Answer = call()
+        with self.hooks.run.lock:
+            self.hooks.seen.calls.append({"messageId": mid, "method": method, "path": path,
+                                          "status": answer.status, "error": answer.error})
+        return answer
+
+    def create_contact(self, creds: Any, contact: dict[str, Any], **kwargs: Any) -> Answer:
+        return self._call("POST", "/api/v2/contacts", lambda: self.real.create_contact(creds, contact, **kwargs))
+
+    def update_contact(self, creds: Any, contact_id: int, contact: dict[str, Any], **kwargs: Any) -> Answer:
+        return self._call("PUT", f"/api/v2/contacts/{contact_id}",
+                          lambda: self.real.update_contact(creds, contact_id, contact, **kwargs))
+
+    def get_contact(self, creds: Any, contact_id: int, **kwargs: Any) -> Answer:
+        return self._call("GET", f"/api/v2/contacts/{contact_id}",
+                          lambda: self.real.get_contact(creds, contact_id, **kwargs))
+
+    def find_contacts_by_phone(self, creds: Any, phone: str, **kwargs: Any) -> Answer:
+        return self._call("GET", "/api/v2/contacts?phone=",
+                          lambda: self.real.find_contacts_by_phone(creds, phone, **kwargs))
+
+
+class ChaoticIdempotencyStore:
+    def __init__(self, real: IdempotencyStore, hooks: Hooks) -> None:
+        self.real, self.hooks = real, hooks
+
+    def claim(self, key: str, hold_seconds: float | None = None) -> Claim:
+        return self.real.claim(key, hold_seconds)
+
+    def read(self, key: str) -> Claim | None:
+        self.hooks.poison_breaks_this_record()
+        return self.real.read(key)
+
+    def complete(self, key: str, summary: dict[str, Any]) -> None:
+        self.hooks.maybe_kill(str(summary.get("outcome")))
+        self.real.complete(key, summary)
+
+    def release(self, key: str) -> None:
+        self.real.release(key)
+
+
+def instrument(run: Run, patch: Patcher) -> None:
+    """Wrap the ports of the functions' runtime (undone by patch.undo())."""
+    hooks = Hooks(run)
+    runtime: Runtime = get_runtime()
+    settings = runtime.settings
+    patch.setattr(runtime, "credentials", CredentialStore(ChaoticSecretSource(build_secret_source(settings), hooks),
+                                                          max_age=settings.secret_max_age_seconds))
+    patch.setattr(runtime, "queues", ChaoticQueues(runtime.queues, hooks))
+    patch.setattr(runtime, "freshdesk", RecordedFreshdesk(runtime.freshdesk, hooks))
+    if runtime.idempotency is not None:
+        patch.setattr(runtime, "idempotency", ChaoticIdempotencyStore(runtime.idempotency, hooks))
 
 
 @contextlib.contextmanager
@@ -229,6 +286,7 @@ class Run:
     def retry_invocation(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         with self.lock:
             self.seen.retry["invocations"] += 1
+        self.local.in_retry, self.local.called, self.local.kill_rolled_for = True, set(), None
         try:
             answer = retry_handler()(event, context)
         except SimulatedKill:
@@ -239,6 +297,8 @@ class Run:
             with self.lock:
                 self.seen.handler_errors.append(f"retry invocation: {type(exc).__name__}: {exc}")
             raise
+        finally:
+            self.local.in_retry = False
         if self.chaos.roll("retry_crash"):
             with self.lock:
                 self.seen.retry["crashed after work"] += 1

@@ -1,61 +1,63 @@
-"""The per-container objects both handlers share, built on first use and kept while warm."""
+"""The composition root: builds the adapters once per container and hands them to the core as ports."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
-from . import secrets_extension, secrets_manager
-from .boto_clients import reset_clients
-from .config import Settings
-from .credentials import CredentialStore
-from .dynamodb import DynamoDBClient
-from .freshdesk import FreshdeskClient
-from .idempotency import IdempotencyStore
-from .sqs import RetryQueues
-
-
-@dataclass
-class Runtime:
-    settings: Settings
-    credentials: CredentialStore
-    freshdesk: FreshdeskClient
-    queues: RetryQueues
-    idempotency: IdempotencyStore | None = None
-
+from .adapters import secrets_extension
+from .adapters.boto_clients import reset_clients
+from .adapters.dynamodb import DynamoDBClient, DynamoDBIdempotencyStore
+from .adapters.freshdesk import FreshdeskClient
+from .adapters.secrets_manager import SecretsManagerSource
+from .adapters.sqs import SqsQueues
+from .core.credentials import CredentialStore
+from .core.pacing import RateBudget
+from .core.ports import Runtime, SecretSource, SystemClock
+from .core.settings import Settings
 
 _runtime: Runtime | None = None
 _lock = threading.Lock()
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    clock = SystemClock()
     return Runtime(
         settings=settings,
         credentials=build_credentials(settings),
-        freshdesk=FreshdeskClient(base_url_override=settings.base_url_override,
-                                  connect_timeout=settings.connect_timeout,
-                                  read_timeout=settings.read_timeout,
-                                  pool_size=max(10, settings.batch_concurrency),
-                                  rate_window=settings.rate_window_seconds),
-        queues=RetryQueues(settings.retry_queue_url, settings.dlq_url),
-        idempotency=(IdempotencyStore(settings.idempotency_table, DynamoDBClient(),
-                                      ttl_seconds=settings.idempotency_ttl_seconds)
-                     if settings.idempotency_table else None),
+        freshdesk=FreshdeskClient(
+            base_url_override=settings.base_url_override,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            pool_size=max(10, settings.batch_concurrency),
+            min_call_seconds=settings.timing.min_call_seconds,
+        ),
+        queues=SqsQueues(settings.retry_queue_url, settings.dlq_url),
+        idempotency=(
+            DynamoDBIdempotencyStore(
+                settings.idempotency_table, DynamoDBClient(), ttl_seconds=settings.idempotency_ttl_seconds
+            )
+            if settings.idempotency_table
+            else None
+        ),
+        clock=clock,
+        rate=RateBudget(window=settings.rate_window_seconds, clock=clock.monotonic),
     )
 
 
-def build_credentials(settings: Settings) -> CredentialStore:
+def build_secret_source(settings: Settings) -> SecretSource:
     """The secret through the Parameters and Secrets extension when it is attached (no boto3 on a cold
     start), else from Secrets Manager with boto3. A 401 re-read always goes to Secrets Manager."""
     if secrets_extension.extension_enabled(settings.secrets_extension):
-        reader = secrets_extension.ExtensionSecretReader(settings.secret_id, port=settings.secrets_extension_port)
-        return secrets_extension.ExtensionCredentialStore(reader, max_age=settings.secret_max_age_seconds)
-    return CredentialStore(lambda: secrets_manager.read_secret_json(settings.secret_id),
-                           max_age=settings.secret_max_age_seconds)
+        return secrets_extension.ExtensionSecretSource(settings.secret_id, port=settings.secrets_extension_port)
+    return SecretsManagerSource(settings.secret_id)
+
+
+def build_credentials(settings: Settings) -> CredentialStore:
+    return CredentialStore(build_secret_source(settings), max_age=settings.secret_max_age_seconds)
 
 
 def get_runtime() -> Runtime:
-    """Raises ConfigError when the environment is wrong; the handlers turn that into a clear answer."""
+    """Raises ConfigError when the environment is wrong; the entry modules turn that into a clear answer."""
     global _runtime
     with _lock:
         if _runtime is None:

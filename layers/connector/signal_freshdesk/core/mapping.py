@@ -6,53 +6,18 @@ Pure functions over plain data (dicts in, dataclasses out): no AWS, no HTTP.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import phonenumbers
+
+from .model import Consent, Drop, DropReason, Operation, PlannedContact
 
 MAX_TEXT = 255
 CONSENT_TAG = "marketing-consent"
 _EMAIL = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+$")
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 _NAME_SEPARATORS = re.compile(r"[\s_-]+")
-
-
-class Operation(StrEnum):
-    """What the preset asks of Freshdesk for an event."""
-
-    IDENTIFY = "identify"  # create; on 409 update the existing contact
-    SIGN_UP = "sign_up"  # create with signup_method; a 409 is final success
-
-
-class DropReason(StrEnum):
-    PAGE_VIEW = "page_view"
-    UNSUPPORTED_EVENT = "unsupported_event"
-    CONSENT_DENIED = "consent_denied"
-    CONSENT_MISSING = "consent_missing"
-    ANONYMOUS = "anonymous"
-    MISSING_NAME = "missing_name"
-
-
-class Consent(StrEnum):
-    GRANTED = "granted"
-    DENIED = "denied"
-    MISSING = "missing"
-
-
-@dataclass(frozen=True)
-class Delivery:
-    operation: Operation
-    contact: dict[str, Any]
-    message_id: str = ""
-
-
-@dataclass(frozen=True)
-class Drop:
-    reason: DropReason
-    message_id: str = ""
-    detail: str = field(default="")
 
 
 def normalise_event_name(name: object) -> str:
@@ -158,8 +123,9 @@ def company_id(value: object) -> int | None:
     return None
 
 
-def map_contact(event: Mapping[str, Any], *, operation: Operation, region: str,
-                consent: Consent | None) -> dict[str, Any]:
+def map_contact(
+    event: Mapping[str, Any], *, operation: Operation, region: str, consent: Consent | None
+) -> dict[str, Any]:
     """The Freshdesk contact body for an event. `consent` None means consent is not read (mode off)."""
     traits = merged_traits(event)
     email = normalise_email(traits.get("email"))
@@ -183,8 +149,8 @@ def map_contact(event: Mapping[str, Any], *, operation: Operation, region: str,
 IDENTIFIERS = ("email", "phone", "unique_external_id")
 
 
-def plan_event(event: Mapping[str, Any], *, region: str = "GB", consent_mode: str = "require") -> Delivery | Drop:
-    """Apply the Default preset: the event is dropped with a reason, or becomes a Freshdesk delivery.
+def plan_event(event: Mapping[str, Any], *, region: str = "GB", consent_mode: str = "require") -> PlannedContact | Drop:
+    """Apply the Default preset: the event is dropped with a reason, or becomes a contact to send.
 
     Checks run in this order: event type, consent, identity, name.
     """
@@ -203,7 +169,7 @@ def plan_event(event: Mapping[str, Any], *, region: str = "GB", consent_mode: st
         return Drop(DropReason.ANONYMOUS, message_id)
     if "name" not in contact:
         return Drop(DropReason.MISSING_NAME, message_id)
-    return Delivery(selected, contact, message_id)
+    return PlannedContact(selected, contact, message_id)
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -228,44 +194,3 @@ def _text(value: object) -> str | None:
 def _put(contact: dict[str, Any], key: str, value: Any) -> None:
     if value is not None and value != "":
         contact[key] = value
-
-
-TRAIT_KEYS = ("name", "firstName", "first_name", "lastName", "last_name", "email", "phone", "title", "company_id")
-MAX_KEPT_TEXT = 4096
-
-
-def slim_event(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of an event the preset reads: what the retry queue and the DLQ keep.
-
-    The mapping's answer is the same for the slim event as for the full one (texts over 4096 characters
-    are cut, which changes nothing: every mapped field is at most 255). So a retry or a replay maps the
-    event afresh, and an SQS message stays far under its size limit whatever else the event carried.
-    """
-    def keep(value: Any) -> Any:
-        if isinstance(value, str) and len(value) > MAX_KEPT_TEXT:
-            return value.strip()[:MAX_KEPT_TEXT]
-        return value if isinstance(value, (str, int, float, bool)) or value is None else None
-
-    def traits(source: object) -> dict[str, Any]:
-        found = _mapping(source)
-        return {k: keep(found[k]) for k in TRAIT_KEYS if k in found}
-
-    slim: dict[str, Any] = {k: keep(event[k]) for k in ("type", "event", "messageId", "userId", "user_id")
-                            if k in event}
-    if isinstance(event.get("traits"), Mapping):
-        slim["traits"] = traits(event["traits"])
-    if isinstance(_mapping(event.get("properties")).get("method"), str):
-        slim["properties"] = {"method": keep(event["properties"]["method"])}
-    context = _mapping(event.get("context"))
-    kept_context: dict[str, Any] = {}
-    if isinstance(context.get("traits"), Mapping):
-        kept_context["traits"] = traits(context["traits"])
-    consent = _mapping(context.get("consent"))
-    if consent:
-        canonical = consent.get("canonical")
-        kept_context["consent"] = ({"canonical": {k: keep(v) for k, v in canonical.items() if k == "marketing"}}
-                                   if isinstance(canonical, Mapping) else
-                                   {k: keep(v) for k, v in consent.items() if k == "marketing"})
-    if kept_context:
-        slim["context"] = kept_context
-    return slim

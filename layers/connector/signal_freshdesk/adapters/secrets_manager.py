@@ -1,16 +1,15 @@
-"""AWS Secrets Manager: read the connector's JSON secret. boto3 is imported on first use only."""
+"""AWS Secrets Manager: read the connector's JSON secret (a `SecretSource`). boto3 is imported on first use only."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from ..core.errors import ConfigError, SecretUnavailable
 from .boto_clients import boto3_client
-from .config import ConfigError
-from .credentials import SecretUnavailable
 
 
-def read_secret_json(secret_id: str) -> dict[str, Any]:
+def read_secret_json(secret_id: str) -> Any:
     if not secret_id:
         raise ConfigError("FRESHDESK_SECRET_ID is not set: it must name the connector's secret")
     from botocore.exceptions import BotoCoreError, ClientError
@@ -30,5 +29,15 @@ def read_secret_json(secret_id: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except ValueError:
-        raise ConfigError("the secret is not valid JSON: expected {\"domain\", \"api_key\", \"webhook_token\"}") from None
+        raise ConfigError('the secret is not valid JSON: expected {"domain", "api_key", "webhook_token"}') from None
     return value
+
+
+class SecretsManagerSource:
+    """Every read goes to Secrets Manager (the CredentialStore caches in front of it)."""
+
+    def __init__(self, secret_id: str) -> None:
+        self.secret_id = secret_id
+
+    def read_secret(self, *, force: bool = False) -> Any:
+        return read_secret_json(self.secret_id)

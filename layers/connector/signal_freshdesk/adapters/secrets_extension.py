@@ -1,7 +1,7 @@
 """The secret through the AWS Parameters and Secrets Lambda Extension: one localhost GET, no boto3.
 
 Importing boto3 and building a Secrets Manager client is the largest single cost of a cold start
-(see README "Performance"). When the extension's layer is attached to the function, it serves
+(see docs/performance.md). When the extension's layer is attached to the function, it serves
 
     GET http://localhost:2773/secretsmanager/get?secretId=<id>
     X-Aws-Parameters-Secrets-Token: $AWS_SESSION_TOKEN
@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 import urllib3
 
+from ..core.errors import ConfigError
+from ..observability import logger
 from . import secrets_manager
-from .config import ConfigError, Credentials
-from .credentials import CredentialStore
 
 DEFAULT_PORT = 2773
 HOST = "localhost"
@@ -51,8 +51,7 @@ class ExtensionRefused(Exception):
     """The extension answered, but not with the secret (its status is in the message, never a value)."""
 
 
-def extension_enabled(mode: str, env: Mapping[str, str] | None = None,
-                      extensions_dir: Path = EXTENSIONS_DIR) -> bool:
+def extension_enabled(mode: str, env: Mapping[str, str] | None = None, extensions_dir: Path = EXTENSIONS_DIR) -> bool:
     """`on`/`off` as configured; `auto`: when the extension's port is configured or its layer is attached."""
     if mode == "on":
         return True
@@ -68,15 +67,20 @@ def extension_enabled(mode: str, env: Mapping[str, str] | None = None,
     return any("parametersandsecrets" in name.replace("-", "").replace("_", "") for name in names)
 
 
-class ExtensionSecretReader:
-    """Read the connector's JSON secret through the extension, with Secrets Manager as the fallback.
-
-    Called as `reader(force=False)`. Not thread-safe on its own: the CredentialStore's lock serialises reads.
+class ExtensionSecretSource:
+    """A `SecretSource`: the connector's JSON secret through the extension, with Secrets Manager as the
+    fallback. Not thread-safe on its own: the CredentialStore's lock serialises reads.
     """
 
-    def __init__(self, secret_id: str, *, port: int = DEFAULT_PORT, host: str = HOST,
-                 env: Mapping[str, str] | None = None,
-                 fallback: Callable[[str], dict[str, Any]] = secrets_manager.read_secret_json) -> None:
+    def __init__(
+        self,
+        secret_id: str,
+        *,
+        port: int = DEFAULT_PORT,
+        host: str = HOST,
+        env: Mapping[str, str] | None = None,
+        fallback: Callable[[str], Any] = secrets_manager.read_secret_json,
+    ) -> None:
         self.secret_id = secret_id
         self._port = port
         self._host = host
@@ -84,9 +88,8 @@ class ExtensionSecretReader:
         self._fallback = fallback
         self._pool: urllib3.HTTPConnectionPool | None = None
         self.absent = False
-        self.last_source = ""  # "extension" or "secrets_manager": what served the last read
 
-    def __call__(self, force: bool = False) -> dict[str, Any]:
+    def read_secret(self, *, force: bool = False) -> Any:
         if not self.secret_id:
             raise ConfigError("FRESHDESK_SECRET_ID is not set: it must name the connector's secret")
         if not force and not self.absent:
@@ -94,28 +97,38 @@ class ExtensionSecretReader:
                 value = self.read_via_extension()
             except ExtensionUnreachable as exc:
                 self.absent = True
-                _warn("the Parameters and Secrets extension is not reachable; reading the secret from "
-                      "Secrets Manager from now on", str(exc))
+                _warn(
+                    "the Parameters and Secrets extension is not reachable; reading the secret from "
+                    "Secrets Manager from now on",
+                    str(exc),
+                )
             except ExtensionRefused as exc:
-                _warn("the Parameters and Secrets extension did not return the secret; asking Secrets Manager",
-                      str(exc))
+                _warn(
+                    "the Parameters and Secrets extension did not return the secret; asking Secrets Manager", str(exc)
+                )
             else:
-                self.last_source = "extension"
                 return value
-        self.last_source = "secrets_manager"
         return self._fallback(self.secret_id)
 
-    def read_via_extension(self) -> dict[str, Any]:
+    def read_via_extension(self) -> Any:
         token = self._env.get("AWS_SESSION_TOKEN", "")
         if not token:
             raise ExtensionUnreachable("AWS_SESSION_TOKEN is not set, so the extension cannot be called")
         if self._pool is None:
             self._pool = urllib3.HTTPConnectionPool(
-                self._host, self._port, maxsize=1, retries=False,
-                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT))
+                self._host,
+                self._port,
+                maxsize=1,
+                retries=False,
+                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
+            )
         try:
-            response = self._pool.request("GET", f"/secretsmanager/get?secretId={quote(self.secret_id, safe='')}",
-                                          headers={TOKEN_HEADER: token}, redirect=False)
+            response = self._pool.request(
+                "GET",
+                f"/secretsmanager/get?secretId={quote(self.secret_id, safe='')}",
+                headers={TOKEN_HEADER: token},
+                redirect=False,
+            )
         except urllib3.exceptions.NewConnectionError as exc:  # refused: no extension on this port
             raise ExtensionUnreachable(f"connection to port {self._port} failed: {type(exc).__name__}") from None
         except urllib3.exceptions.HTTPError as exc:  # timeout or a dropped connection: try again next time
@@ -132,26 +145,8 @@ class ExtensionSecretReader:
         try:
             return json.loads(text)
         except ValueError:
-            raise ConfigError(
-                "the secret is not valid JSON: expected {\"domain\", \"api_key\", \"webhook_token\"}") from None
-
-
-class ExtensionCredentialStore(CredentialStore):
-    """A CredentialStore whose 401 re-read (`refresh`) bypasses the extension's cache as well as its own."""
-
-    def __init__(self, reader: Callable[..., dict[str, Any]], **kwargs: Any) -> None:
-        self._forcing = threading.local()
-        super().__init__(lambda: reader(force=getattr(self._forcing, "on", False)), **kwargs)
-
-    def refresh(self, stale: Credentials) -> Credentials:
-        self._forcing.on = True
-        try:
-            return super().refresh(stale)
-        finally:
-            self._forcing.on = False
+            raise ConfigError('the secret is not valid JSON: expected {"domain", "api_key", "webhook_token"}') from None
 
 
 def _warn(message: str, detail: str) -> None:
-    from .observability import logger
-
     logger.warning(message, extra={"detail": detail})

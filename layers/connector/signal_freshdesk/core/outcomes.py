@@ -2,47 +2,12 @@
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Mapping
+from typing import Any
 
-from .preset import Operation
-
-MAX_SQS_DELAY = 900
-BACKOFF_BASE_SECONDS = 10
-
-
-class Outcome(StrEnum):
-    DELIVERED = "delivered"
-    UPDATED = "updated"
-    CONFLICT = "conflict"
-    QUEUED = "queued"
-    REJECTED = "rejected"
-    DROPPED = "dropped"
-    # Not a terminal state of an accepted event: the webhook could not secure it and answers 503.
-    FAILED = "failed"
-
-    @property
-    def is_final_success(self) -> bool:
-        return self in (Outcome.DELIVERED, Outcome.UPDATED, Outcome.CONFLICT)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One HTTP exchange with Freshdesk. `status` is None when no answer came (timeout, connection error)."""
-
-    status: int | None
-    body: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    error: str = ""
-
-    def header(self, name: str) -> str | None:
-        wanted = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == wanted:
-                return value
-        return None
+from .model import Answer, Operation, Outcome
 
 
 class Action(StrEnum):
@@ -115,29 +80,6 @@ def merge_tags(existing: Any, ours: list[str]) -> list[str]:
     return list(dict.fromkeys([*current, *ours]))
 
 
-def retry_after_seconds(answer: Answer) -> int | None:
-    raw = answer.header("Retry-After")
-    if raw is None:
-        return None
-    try:
-        return max(0, int(float(raw.strip())))
-    except (ValueError, OverflowError):  # "nan", "inf", an HTTP date
-        return None
-
-
-def backoff_delay(attempt: int, retry_after: int | None = None, rng: random.Random | None = None,
-                  base: int = BACKOFF_BASE_SECONDS) -> int:
-    """Seconds to wait before attempt `attempt + 1`: Retry-After when given, else exponential with jitter.
-
-    Capped at SQS's 900 s per-message delay.
-    """
-    if retry_after is not None:
-        return min(max(retry_after, 1), MAX_SQS_DELAY)
-    ceiling = min(MAX_SQS_DELAY, base * 2 ** min(max(attempt - 1, 0), 16))
-    draw = (rng or random).uniform(ceiling / 2, ceiling)
-    return max(1, min(MAX_SQS_DELAY, round(draw)))
-
-
 def judge_create(operation: Operation, answer: Answer, contact: Mapping[str, Any]) -> Verdict:
     """What a `POST /contacts` answer means."""
     status = answer.status
@@ -149,8 +91,11 @@ def judge_create(operation: Operation, answer: Answer, contact: Mapping[str, Any
         ids = existing_contact_ids(answer.body)
         if len(ids) == 1:
             return Verdict(Action.UPDATE, contact_id=ids[0])
-        warning = ("the 409 names several contacts; not guessing which to update" if ids
-                   else "the 409 names no existing contact to update")
+        warning = (
+            "the 409 names several contacts; not guessing which to update"
+            if ids
+            else "the 409 names no existing contact to update"
+        )
         return Verdict(Action.DONE, Outcome.CONFLICT, warning=warning)
     return _judge_common(answer, contact)
 
@@ -160,8 +105,9 @@ def judge_update(answer: Answer, contact: Mapping[str, Any]) -> Verdict:
     if answer.status == 200:
         return Verdict(Action.DONE, Outcome.UPDATED, contact_id=_id_of(answer.body))
     if answer.status == 409:
-        return Verdict(Action.DONE, Outcome.CONFLICT,
-                       warning="the update clashes with another contact's email or external id")
+        return Verdict(
+            Action.DONE, Outcome.CONFLICT, warning="the update clashes with another contact's email or external id"
+        )
     return _judge_common(answer, contact)
 
 
@@ -181,7 +127,9 @@ def judge_phone_lookup(operation: Operation, answer: Answer) -> Verdict:
         return Verdict(Action.DONE, Outcome.CONFLICT, contact_id=ids[0])
     if len(ids) == 1:
         return Verdict(Action.UPDATE, contact_id=ids[0])
-    return Verdict(Action.DONE, Outcome.CONFLICT, warning="several contacts share this phone; not guessing which to update")
+    return Verdict(
+        Action.DONE, Outcome.CONFLICT, warning="several contacts share this phone; not guessing which to update"
+    )
 
 
 def judge_read(answer: Answer) -> Verdict:

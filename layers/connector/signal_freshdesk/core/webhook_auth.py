@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def check_bearer_token(headers: Mapping[str, str], token: str) -> str:
@@ -28,8 +28,16 @@ def body_signature(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
 
 
-def check_signature(headers: Mapping[str, str], body: bytes, secret: str, *, now: float,
-                    signature_header: str, timestamp_header: str, tolerance_seconds: float) -> str:
+def check_signature(
+    headers: Mapping[str, str],
+    body: bytes,
+    secret: str,
+    *,
+    now: float,
+    signature_header: str,
+    timestamp_header: str,
+    tolerance_seconds: float,
+) -> str:
     """The reason to refuse the call, or "" when the signature is valid and fresh.
 
     The timestamp (Unix seconds) is signed with the body, so a captured request cannot be replayed once

@@ -1,24 +1,26 @@
-"""Amazon SQS: the retry queue and the dead-letter queue. boto3 is imported on first use only."""
+"""Amazon SQS: the retry queue and the dead-letter queue (the core's `Queues` port).
+
+boto3 is imported on first use only.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from ..core import envelope as envelope_format
+from ..core.errors import QueueError
+from ..core.timing import MAX_SQS_DELAY_SECONDS
 from .boto_clients import boto3_client
 
 
-class QueueError(Exception):
-    """A message could not be sent; the event is not secured."""
-
-
-class RetryQueues:
+class SqsQueues:
     def __init__(self, retry_queue_url: str, dlq_url: str) -> None:
         self.retry_queue_url = retry_queue_url
         self.dlq_url = dlq_url
 
     def send_retry(self, envelope: dict[str, Any], delay_seconds: int) -> None:
-        self._send(self.retry_queue_url, "RETRY_QUEUE_URL", envelope, min(max(int(delay_seconds), 0), 900))
+        delay = min(max(int(delay_seconds), 0), MAX_SQS_DELAY_SECONDS)
+        self._send(self.retry_queue_url, "RETRY_QUEUE_URL", envelope, delay)
 
     def park(self, envelope: dict[str, Any]) -> None:
         self._send(self.dlq_url, "DLQ_URL", envelope, 0)
@@ -26,17 +28,12 @@ class RetryQueues:
     def _send(self, url: str, setting: str, envelope: dict[str, Any], delay: int) -> None:
         if not url:
             raise QueueError(f"{setting} is not set")
-        attributes = {
-            "outcome": envelope.get("outcome") or "queued",
-            "messageId": envelope.get("messageId") or "-",
-            "status": str((envelope.get("last_error") or {}).get("status") or "none"),
-        }
         try:
             boto3_client("sqs").send_message(
                 QueueUrl=url,
-                MessageBody=json.dumps(envelope, separators=(",", ":"), default=str),
+                MessageBody=envelope_format.encode(envelope),
                 DelaySeconds=delay,
-                MessageAttributes={k: {"DataType": "String", "StringValue": str(v)[:256]} for k, v in attributes.items()},
+                MessageAttributes=envelope_format.message_attributes(envelope),
             )
         except Exception as exc:  # botocore raises many kinds; every one means "not secured"
             raise QueueError(f"SQS SendMessage failed: {type(exc).__name__}") from None

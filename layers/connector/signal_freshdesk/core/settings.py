@@ -1,24 +1,18 @@
-"""Settings from the environment and credentials from the secret: plain data, no AWS imports."""
+"""Settings from the environment: plain data, validated once per container."""
 
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import phonenumbers
 
+from .errors import ConfigError
+from .timing import TimingPolicy
+
 CONSENT_MODES = ("require", "tag_only", "off")
 SECRETS_EXTENSION_MODES = ("auto", "on", "off")
-PLACEHOLDER_PREFIX = "REPLACE_WITH"
-
-_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_FRESHDESK_URL = re.compile(r"^https?://([^./:]+)\.freshdesk\.com/?$", re.IGNORECASE)
-
-
-class ConfigError(Exception):
-    """The deployment is misconfigured; the message says what to fix and never holds a secret."""
 
 
 @dataclass(frozen=True)
@@ -37,13 +31,11 @@ class Settings:
     # A batch of 100 at 150 ms per Freshdesk answer in about 1.6 s (bench/results.md); at most the
     # size of the connection pools (10), so no connection is opened only to be thrown away.
     batch_concurrency: int = 10
-    # Time kept back from the Lambda deadline (and from API Gateway's 30 s) to queue what is left.
-    deadline_margin_seconds: float = 4.0
-    webhook_deadline_seconds: float = 29.0
+    timing: TimingPolicy = field(default_factory=TimingPolicy)
     secret_max_age_seconds: float = 300.0
     max_body_bytes: int = 1024 * 1024
     max_batch_events: int = 100
-    # Performance settings (see README "Performance"): where the secret is read from, and how the
+    # Performance settings (see docs/performance.md): where the secret is read from, and how the
     # retry function paces itself under Freshdesk's per-account, per-window rate limit.
     secrets_extension: str = "auto"
     secrets_extension_port: int = 2773
@@ -57,7 +49,7 @@ class Settings:
     signature_tolerance_seconds: float = 300.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         consent_mode = env.get("CONSENT_MODE", "require").strip().lower() or "require"
         if consent_mode not in CONSENT_MODES:
@@ -80,18 +72,21 @@ class Settings:
             batch_concurrency=_int(env, "BATCH_CONCURRENCY", cls.batch_concurrency, minimum=1),
             secret_max_age_seconds=_float(env, "SECRET_MAX_AGE_SECONDS", cls.secret_max_age_seconds),
             secrets_extension=_choice(env, "SECRETS_EXTENSION", SECRETS_EXTENSION_MODES, cls.secrets_extension),
-            secrets_extension_port=_int(env, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", cls.secrets_extension_port,
-                                        minimum=1),
+            secrets_extension_port=_int(
+                env, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", cls.secrets_extension_port, minimum=1
+            ),
             rate_window_seconds=_float(env, "FRESHDESK_RATE_WINDOW_SECONDS", cls.rate_window_seconds),
             retry_rate_reserve=_int(env, "RETRY_RATE_RESERVE", cls.retry_rate_reserve, minimum=0),
-            retry_pacing_max_wait_seconds=_float(env, "RETRY_PACING_MAX_WAIT_SECONDS",
-                                                 cls.retry_pacing_max_wait_seconds),
+            retry_pacing_max_wait_seconds=_float(
+                env, "RETRY_PACING_MAX_WAIT_SECONDS", cls.retry_pacing_max_wait_seconds
+            ),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", "").strip(),
             idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds, minimum=60),
             signature_header=env.get("WEBHOOK_SIGNATURE_HEADER", "").strip() or cls.signature_header,
             timestamp_header=env.get("WEBHOOK_TIMESTAMP_HEADER", "").strip() or cls.timestamp_header,
-            signature_tolerance_seconds=_float(env, "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS",
-                                               cls.signature_tolerance_seconds),
+            signature_tolerance_seconds=_float(
+                env, "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS", cls.signature_tolerance_seconds
+            ),
         )
 
 
@@ -128,51 +123,4 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-@dataclass(frozen=True)
-class Credentials:
-    domain: str
-    api_key: str = field(repr=False)
-    webhook_token: str = field(repr=False)
-    # Optional: when set, callers must also sign the raw body (HMAC-SHA256) with a fresh timestamp.
-    signing_secret: str = field(default="", repr=False)
-
-    def base_url(self, override: str = "") -> str:
-        return override or f"https://{self.domain}.freshdesk.com"
-
-
-def normalise_domain(raw: object) -> str:
-    """Reduce a configured Freshdesk domain to its subdomain, refusing anything that could point elsewhere."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise ConfigError("the secret's 'domain' is missing: set it to your Freshdesk subdomain, e.g. acme")
-    value = raw.strip()
-    if value.startswith(PLACEHOLDER_PREFIX):
-        raise ConfigError("the secret's 'domain' still holds its placeholder: set it to your Freshdesk subdomain")
-    url = _FRESHDESK_URL.match(value)
-    if url:
-        value = url.group(1)
-    value = value.lower()
-    if not _DNS_LABEL.match(value):
-        raise ConfigError(
-            "the secret's 'domain' must be only your Freshdesk subdomain (letters, digits, hyphens), "
-            "e.g. acme for https://acme.freshdesk.com"
-        )
-    return value
-
-
-def parse_credentials(secret: object) -> Credentials:
-    if not isinstance(secret, dict):
-        raise ConfigError("the secret must be a JSON object with domain, api_key and webhook_token")
-    domain = normalise_domain(secret.get("domain"))
-    api_key = secret.get("api_key")
-    if not isinstance(api_key, str) or not api_key.strip():
-        raise ConfigError("the secret's 'api_key' is missing: paste the API key from your Freshdesk profile")
-    if api_key.strip().startswith(PLACEHOLDER_PREFIX):
-        raise ConfigError("the secret's 'api_key' still holds its placeholder: paste your Freshdesk API key")
-    token = secret.get("webhook_token")
-    if not isinstance(token, str) or len(token.strip()) < 16:
-        raise ConfigError("the secret's 'webhook_token' is missing or shorter than 16 characters")
-    signing = secret.get("signing_secret") or ""
-    if not isinstance(signing, str) or (signing.strip() and len(signing.strip()) < 16):
-        raise ConfigError("the secret's 'signing_secret', when set, must be text of at least 16 characters")
-    return Credentials(domain=domain, api_key=api_key.strip(), webhook_token=token.strip(),
-                       signing_secret=signing.strip())
+__all__ = ["CONSENT_MODES", "SECRETS_EXTENSION_MODES", "ConfigError", "Settings"]

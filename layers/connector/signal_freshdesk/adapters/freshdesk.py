@@ -1,0 +1,123 @@
+"""The Freshdesk REST API v2 over one reused urllib3 connection pool: the core's `Freshdesk` port.
+
+It only talks: what the answers mean, and what they say about the rate limit, is the core's business."""
+
+from __future__ import annotations
+
+import json
+from base64 import b64encode
+from typing import Any
+from urllib.parse import quote
+
+import urllib3
+
+from ..core.credentials import Credentials
+from ..core.model import Answer
+from ..core.timing import Deadline
+
+USER_AGENT = "signal-freshdesk/0.1"
+
+
+class FreshdeskClient:
+    """Contacts calls. No automatic retries on status codes: the retry queue owns retrying.
+
+    Only a failed connect (the request never left) is retried once, which also covers a keep-alive
+    socket that went stale while the Lambda sandbox was frozen.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url_override: str = "",
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+        pool_size: int = 10,
+        min_call_seconds: float = 0.5,
+    ) -> None:
+        self._override = base_url_override
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._min_call_seconds = min_call_seconds
+        self._pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=pool_size,
+            block=False,
+            retries=urllib3.Retry(
+                total=1,
+                connect=1,
+                read=0,
+                status=0,
+                other=0,
+                redirect=0,
+                raise_on_status=False,
+                respect_retry_after_header=False,
+            ),
+            cert_reqs="CERT_REQUIRED",
+        )
+
+    def create_contact(
+        self, creds: Credentials, contact: dict[str, Any], *, deadline: Deadline | None = None
+    ) -> Answer:
+        return self._request(creds, "POST", "/api/v2/contacts", contact, deadline)
+
+    def update_contact(
+        self, creds: Credentials, contact_id: int, contact: dict[str, Any], *, deadline: Deadline | None = None
+    ) -> Answer:
+        return self._request(creds, "PUT", f"/api/v2/contacts/{int(contact_id)}", contact, deadline)
+
+    def get_contact(self, creds: Credentials, contact_id: int, *, deadline: Deadline | None = None) -> Answer:
+        return self._request(creds, "GET", f"/api/v2/contacts/{int(contact_id)}", None, deadline)
+
+    def list_contact_fields(self, creds: Credentials, *, deadline: Deadline | None = None) -> Answer:
+        """Read-only: the account's contact field schema (a credentials check that creates nothing)."""
+        return self._request(creds, "GET", "/api/v2/contact_fields", None, deadline)
+
+    def find_contacts_by_phone(self, creds: Credentials, phone: str, *, deadline: Deadline | None = None) -> Answer:
+        return self._request(creds, "GET", f"/api/v2/contacts?phone={quote(phone, safe='')}", None, deadline)
+
+    def _request(
+        self, creds: Credentials, method: str, path: str, body: dict[str, Any] | None, deadline: Deadline | None
+    ) -> Answer:
+        read_timeout = self._read_timeout
+        if deadline is not None:
+            left = deadline.remaining()
+            if left <= self._min_call_seconds:
+                return Answer(None, error="no time left before the deadline")
+            read_timeout = min(read_timeout, left)
+        headers = {
+            "Authorization": "Basic " + b64encode(f"{creds.api_key}:X".encode()).decode("ascii"),
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        payload = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            payload = json.dumps(body, separators=(",", ":")).encode()
+        url = creds.base_url(self._override) + path
+        try:
+            response = self._pool.request(
+                method,
+                url,
+                body=payload,
+                headers=headers,
+                redirect=False,
+                timeout=urllib3.Timeout(connect=min(self._connect_timeout, read_timeout), read=read_timeout),
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            return Answer(None, error=_describe(exc))
+        return Answer(response.status, _decode(response.data), dict(response.headers))
+
+
+def _decode(data: bytes) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data[:2000].decode("utf-8", "replace")
+
+
+def _describe(exc: Exception) -> str:
+    """A transport error's kind without its URL parameters."""
+    reason = getattr(exc, "reason", None) or exc
+    return f"{type(exc).__name__}: {type(reason).__name__}"

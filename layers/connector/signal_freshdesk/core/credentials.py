@@ -1,0 +1,116 @@
+"""The connector's credentials: parsed from the secret, validated, and cached per container."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError, SecretUnavailable
+
+if TYPE_CHECKING:
+    from .ports import SecretSource
+
+PLACEHOLDER_PREFIX = "REPLACE_WITH"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_FRESHDESK_URL = re.compile(r"^https?://([^./:]+)\.freshdesk\.com/?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    domain: str
+    api_key: str = field(repr=False)
+    webhook_token: str = field(repr=False)
+    # Optional: when set, callers must also sign the raw body (HMAC-SHA256) with a fresh timestamp.
+    signing_secret: str = field(default="", repr=False)
+
+    def base_url(self, override: str = "") -> str:
+        return override or f"https://{self.domain}.freshdesk.com"
+
+
+def normalise_domain(raw: object) -> str:
+    """Reduce a configured Freshdesk domain to its subdomain, refusing anything that could point elsewhere."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError("the secret's 'domain' is missing: set it to your Freshdesk subdomain, e.g. acme")
+    value = raw.strip()
+    if value.startswith(PLACEHOLDER_PREFIX):
+        raise ConfigError("the secret's 'domain' still holds its placeholder: set it to your Freshdesk subdomain")
+    url = _FRESHDESK_URL.match(value)
+    if url:
+        value = url.group(1)
+    value = value.lower()
+    if not _DNS_LABEL.match(value):
+        raise ConfigError(
+            "the secret's 'domain' must be only your Freshdesk subdomain (letters, digits, hyphens), "
+            "e.g. acme for https://acme.freshdesk.com"
+        )
+    return value
+
+
+def parse_credentials(secret: object) -> Credentials:
+    if not isinstance(secret, dict):
+        raise ConfigError("the secret must be a JSON object with domain, api_key and webhook_token")
+    domain = normalise_domain(secret.get("domain"))
+    api_key = secret.get("api_key")
+    if not isinstance(api_key, str) or not api_key.strip():
+        raise ConfigError("the secret's 'api_key' is missing: paste the API key from your Freshdesk profile")
+    if api_key.strip().startswith(PLACEHOLDER_PREFIX):
+        raise ConfigError("the secret's 'api_key' still holds its placeholder: paste your Freshdesk API key")
+    token = secret.get("webhook_token")
+    if not isinstance(token, str) or len(token.strip()) < 16:
+        raise ConfigError("the secret's 'webhook_token' is missing or shorter than 16 characters")
+    signing = secret.get("signing_secret") or ""
+    if not isinstance(signing, str) or (signing.strip() and len(signing.strip()) < 16):
+        raise ConfigError("the secret's 'signing_secret', when set, must be text of at least 16 characters")
+    return Credentials(
+        domain=domain, api_key=api_key.strip(), webhook_token=token.strip(), signing_secret=signing.strip()
+    )
+
+
+class CredentialStore:
+    """Thread-safe cache in front of a SecretSource.
+
+    `refresh(stale)` re-reads once, past every cache, however many threads saw the same stale key fail
+    with 401.
+    """
+
+    def __init__(
+        self, source: SecretSource, *, max_age: float = 300.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._source = source
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: Credentials | None = None
+        self._read_at = 0.0
+
+    def get(self) -> Credentials:
+        with self._lock:
+            if self._cached is None or self._clock() - self._read_at >= self._max_age:
+                return self._load(force=False)
+            return self._cached
+
+    def refresh(self, stale: Credentials) -> Credentials:
+        with self._lock:
+            if self._cached is stale or self._cached is None:
+                return self._load(force=True)
+            return self._cached
+
+    def _load(self, *, force: bool) -> Credentials:
+        credentials = parse_credentials(self._source.read_secret(force=force))
+        self._cached, self._read_at = credentials, self._clock()
+        return credentials
+
+
+__all__ = [
+    "ConfigError",
+    "CredentialStore",
+    "Credentials",
+    "SecretUnavailable",
+    "normalise_domain",
+    "parse_credentials",
+]

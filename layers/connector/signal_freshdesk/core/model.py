@@ -1,0 +1,93 @@
+"""The plain data the core passes around: what an event asks for, what Freshdesk answered, how it ended."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Operation(StrEnum):
+    """What the Default preset asks of Freshdesk for an event."""
+
+    IDENTIFY = "identify"  # create; on 409 update the existing contact
+    SIGN_UP = "sign_up"  # create with signup_method; a 409 is final success
+
+
+class DropReason(StrEnum):
+    PAGE_VIEW = "page_view"
+    UNSUPPORTED_EVENT = "unsupported_event"
+    CONSENT_DENIED = "consent_denied"
+    CONSENT_MISSING = "consent_missing"
+    ANONYMOUS = "anonymous"
+    MISSING_NAME = "missing_name"
+
+
+class Consent(StrEnum):
+    GRANTED = "granted"
+    DENIED = "denied"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class PlannedContact:
+    """An event the preset accepted: the operation and the contact body to send."""
+
+    operation: Operation
+    contact: dict[str, Any]
+    message_id: str = ""
+
+
+@dataclass(frozen=True)
+class Drop:
+    """An event the preset does not send to Freshdesk, and why."""
+
+    reason: DropReason
+    message_id: str = ""
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    UPDATED = "updated"
+    CONFLICT = "conflict"
+    QUEUED = "queued"
+    REJECTED = "rejected"
+    DROPPED = "dropped"
+    # Not a terminal state of an accepted event: the webhook could not secure it and answers 503.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP exchange with Freshdesk. `status` is None when no answer came (timeout, connection error)."""
+
+    status: int | None
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class Result:
+    """How one event ended (or where it stands): what the webhook answers, logs and records."""
+
+    message_id: str
+    outcome: Outcome
+    status: int | None = None
+    reason: str = ""
+    contact_id: int | None = None
+    freshdesk_body: Any = None
+    retry_after: int | None = None
+    error: str = ""
+    dropped_fields: tuple[str, ...] = ()
+    warning: str = ""
+    attempted: bool = False  # whether Freshdesk was called: only then does an attempt count
+    duplicate: bool = False  # answered from the idempotency record, without calling Freshdesk

@@ -1,0 +1,81 @@
+"""One event end to end: plan it, deliver it, and queue or park what is not final."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from ..observability import logger
+from . import envelope
+from .backoff import backoff_delay
+from .delivery import deliver_contact
+from .errors import ConfigError, QueueError, SecretUnavailable
+from .mapping import plan_event
+from .model import Drop, Outcome, Result
+from .ports import Runtime
+from .timing import Deadline
+
+
+def attempt_event(
+    event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline | None, skip_delivery_reason: str = ""
+) -> Result:
+    """Plan and deliver one event. Nothing here touches SQS.
+
+    With `skip_delivery_reason` the event is planned (a drop is still final) but not sent: it is queued
+    with that reason.
+    """
+    settings = runtime.settings
+    plan = plan_event(event, region=settings.default_phone_region, consent_mode=settings.consent_mode)
+    if isinstance(plan, Drop):
+        return Result(plan.message_id, Outcome.DROPPED, reason=plan.reason.value)
+    if skip_delivery_reason:
+        return Result(plan.message_id, Outcome.QUEUED, reason=skip_delivery_reason)
+    try:
+        return deliver_contact(
+            plan, freshdesk=runtime.freshdesk, credentials=runtime.credentials, rate=runtime.rate, deadline=deadline
+        )
+    except (ConfigError, SecretUnavailable) as exc:
+        logger.error("credentials unavailable; event queued", extra={"messageId": plan.message_id, "error": str(exc)})
+        return Result(plan.message_id, Outcome.QUEUED, reason="secret_unavailable", error=str(exc))
+
+
+def queue_or_park(
+    event: Mapping[str, Any], result: Result, runtime: Runtime, *, attempts: int, first_seen: float | None = None
+) -> Result:
+    """Send a queued result to the retry queue (or park it once retries are exhausted); park a rejection.
+
+    Returns the result unchanged when it is final, or with outcome FAILED when SQS refused it.
+    `attempts` counts the delivery attempts made so far, this one included.
+    """
+    now = runtime.clock.time()
+    first_seen = now if first_seen is None else first_seen
+    settings = runtime.settings
+    try:
+        if result.outcome is Outcome.QUEUED:
+            exhausted = attempts >= settings.max_attempts or now - first_seen >= settings.max_retry_age_seconds
+            if exhausted:
+                runtime.queues.park(
+                    envelope.make_envelope(
+                        event, result, attempts=attempts, first_seen=first_seen, outcome=envelope.EXHAUSTED
+                    )
+                )
+                return replace(result, outcome=Outcome.REJECTED, reason="retries_exhausted")
+            delay = backoff_delay(attempts, result.retry_after, base=settings.retry_base_seconds)
+            runtime.queues.send_retry(
+                envelope.make_envelope(
+                    event, result, attempts=attempts, first_seen=first_seen, outcome=envelope.QUEUED
+                ),
+                delay,
+            )
+            return replace(result, retry_after=delay)
+        if result.outcome is Outcome.REJECTED:
+            runtime.queues.park(
+                envelope.make_envelope(
+                    event, result, attempts=attempts, first_seen=first_seen, outcome=envelope.REJECTED
+                )
+            )
+    except QueueError as exc:
+        logger.error("event could not be secured", extra={"messageId": result.message_id, "error": str(exc)})
+        return replace(result, outcome=Outcome.FAILED, error=str(exc))
+    return result

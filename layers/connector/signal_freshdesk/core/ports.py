@@ -1,0 +1,128 @@
+"""What the core needs from outside, as small Protocols; the adapters implement them, tests fake them.
+
+Adapters report failure with the exceptions of `errors` (re-exported here), so the core never sees
+boto3's or urllib3's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .credentials import CredentialStore
+from .errors import ConfigError, QueueError, SecretUnavailable, StoreUnavailable
+from .model import Answer
+from .pacing import RateBudget
+from .settings import Settings
+from .timing import Deadline
+
+
+class SecretSource(Protocol):
+    def read_secret(self, *, force: bool = False) -> Any:
+        """The secret's JSON value. `force` skips every cache on the way (a key rotated after a 401).
+
+        Raises ConfigError (the secret is missing or malformed) or SecretUnavailable."""
+        ...
+
+
+class Freshdesk(Protocol):
+    """Contacts calls. An answer is always returned: status None when none came (timeout, connection)."""
+
+    def create_contact(self, creds: Any, contact: dict[str, Any], *, deadline: Deadline | None = None) -> Answer: ...
+
+    def update_contact(
+        self, creds: Any, contact_id: int, contact: dict[str, Any], *, deadline: Deadline | None = None
+    ) -> Answer: ...
+
+    def get_contact(self, creds: Any, contact_id: int, *, deadline: Deadline | None = None) -> Answer: ...
+
+    def find_contacts_by_phone(self, creds: Any, phone: str, *, deadline: Deadline | None = None) -> Answer: ...
+
+
+class Queues(Protocol):
+    """The retry queue and the dead-letter queue. Both raise QueueError when the message was not sent."""
+
+    def send_retry(self, envelope: dict[str, Any], delay_seconds: int) -> None: ...
+
+    def park(self, envelope: dict[str, Any]) -> None: ...
+
+
+NEW = "new"
+IN_PROGRESS = "in_progress"
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """`new`: go ahead. `done`: already handled, with its summary. `in_progress`: another call holds it."""
+
+    state: str
+    summary: dict[str, Any] | None = None
+
+
+class IdempotencyStore(Protocol):
+    """One record per Signal messageId. Every method raises StoreUnavailable when the store fails."""
+
+    def claim(self, key: str, hold_seconds: float | None = None) -> Claim: ...
+
+    def read(self, key: str) -> Claim | None: ...
+
+    def complete(self, key: str, summary: dict[str, Any]) -> None: ...
+
+    def release(self, key: str) -> None: ...
+
+
+class Clock(Protocol):
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch (envelope ages, idempotency expiry)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps (deadlines, pacing)."""
+        ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass
+class Runtime:
+    """The settings and ports one container hands to the core, built once by `signal_freshdesk.runtime`."""
+
+    settings: Settings
+    credentials: CredentialStore
+    freshdesk: Freshdesk
+    queues: Queues
+    idempotency: IdempotencyStore | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    rate: RateBudget = field(default_factory=RateBudget)
+
+
+__all__ = [
+    "DONE",
+    "IN_PROGRESS",
+    "NEW",
+    "Claim",
+    "Clock",
+    "ConfigError",
+    "Freshdesk",
+    "IdempotencyStore",
+    "QueueError",
+    "Queues",
+    "Runtime",
+    "SecretSource",
+    "SecretUnavailable",
+    "StoreUnavailable",
+    "SystemClock",
+]

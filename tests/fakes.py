@@ -1,0 +1,206 @@
+"""In-memory fakes for every port of the core: fast, deterministic flow tests with no sockets and no moto."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from signal_freshdesk.core.credentials import CredentialStore
+from signal_freshdesk.core.errors import QueueError, SecretUnavailable, StoreUnavailable
+from signal_freshdesk.core.model import Answer
+from signal_freshdesk.core.pacing import RateBudget
+from signal_freshdesk.core.ports import DONE, IN_PROGRESS, NEW, Claim, Runtime
+from signal_freshdesk.core.settings import Settings
+from signal_freshdesk.core.timing import Deadline
+
+WEBHOOK_TOKEN = "fake-webhook-token-0123456789"
+SECRET = {"domain": "acme", "api_key": "key-1", "webhook_token": WEBHOOK_TOKEN}
+
+
+class FakeClock:
+    """Time stands still until something sleeps or a test advances it."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+        self.mono = 1000.0
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.mono += seconds
+
+
+@dataclass
+class Call:
+    method: str
+    api_key: str
+    contact_id: int | None = None
+    body: dict[str, Any] | None = None
+    phone: str | None = None
+
+
+class FakeFreshdesk:
+    """Answers scripted per method (a queue each; the default answer once a queue is empty), every call kept."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.scripts: dict[str, deque[Answer | Callable[[Call], Answer]]] = {
+            name: deque() for name in ("create", "update", "get", "find")}
+        self._lock = threading.Lock()
+        self._next_id = 100
+
+    def script(self, method: str, *answers: Answer | Callable[[Call], Answer]) -> FakeFreshdesk:
+        self.scripts[method].extend(answers)
+        return self
+
+    def methods(self) -> list[str]:
+        return [call.method for call in self.calls]
+
+    def _answer(self, call: Call) -> Answer:
+        with self._lock:
+            self.calls.append(call)
+            queue = self.scripts[call.method]
+            scripted = queue.popleft() if queue else None
+            if scripted is None:
+                self._next_id += 1
+                return self._default(call, self._next_id)
+        return scripted(call) if callable(scripted) else scripted
+
+    @staticmethod
+    def _default(call: Call, new_id: int) -> Answer:
+        match call.method:
+            case "create":
+                return Answer(201, {"id": new_id, **(call.body or {})})
+            case "update":
+                return Answer(200, {"id": call.contact_id, **(call.body or {})})
+            case "get":
+                return Answer(200, {"id": call.contact_id, "tags": []})
+            case _:
+                return Answer(200, [])
+
+    def create_contact(self, creds: Any, contact: dict[str, Any], *, deadline: Deadline | None = None) -> Answer:
+        return self._answer(Call("create", creds.api_key, body=dict(contact)))
+
+    def update_contact(self, creds: Any, contact_id: int, contact: dict[str, Any], *,
+                       deadline: Deadline | None = None) -> Answer:
+        return self._answer(Call("update", creds.api_key, contact_id=contact_id, body=dict(contact)))
+
+    def get_contact(self, creds: Any, contact_id: int, *, deadline: Deadline | None = None) -> Answer:
+        return self._answer(Call("get", creds.api_key, contact_id=contact_id))
+
+    def find_contacts_by_phone(self, creds: Any, phone: str, *, deadline: Deadline | None = None) -> Answer:
+        return self._answer(Call("find", creds.api_key, phone=phone))
+
+
+class FakeQueues:
+    def __init__(self) -> None:
+        self.retries: list[tuple[dict[str, Any], int]] = []
+        self.parked: list[dict[str, Any]] = []
+        self.down = False
+        self._lock = threading.Lock()
+
+    def send_retry(self, envelope: dict[str, Any], delay_seconds: int) -> None:
+        if self.down:
+            raise QueueError("fake: SQS is down")
+        with self._lock:
+            self.retries.append((envelope, delay_seconds))
+
+    def park(self, envelope: dict[str, Any]) -> None:
+        if self.down:
+            raise QueueError("fake: SQS is down")
+        with self._lock:
+            self.parked.append(envelope)
+
+
+@dataclass
+class FakeIdempotencyStore:
+    records: dict[str, Claim] = field(default_factory=dict)
+    down: bool = False
+    completed: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("fake: the table does not answer")
+
+    def claim(self, key: str, hold_seconds: float | None = None) -> Claim:
+        self._check()
+        if key in self.records:
+            return self.records[key]
+        self.records[key] = Claim(IN_PROGRESS)
+        return Claim(NEW)
+
+    def read(self, key: str) -> Claim | None:
+        self._check()
+        return self.records.get(key)
+
+    def complete(self, key: str, summary: dict[str, Any]) -> None:
+        self._check()
+        self.records[key] = Claim(DONE, dict(summary))
+        self.completed.append(key)
+
+    def release(self, key: str) -> None:
+        self._check()
+        self.records.pop(key, None)
+        self.released.append(key)
+
+
+class FakeSecretSource:
+    """The secret, with a rotation: each forced read may return the next api key."""
+
+    def __init__(self, secret: dict[str, Any] | None = None) -> None:
+        self.secret = dict(SECRET if secret is None else secret)
+        self.reads: list[bool] = []
+        self.fail_with: Exception | None = None
+
+    def read_secret(self, *, force: bool = False) -> Any:
+        self.reads.append(force)
+        if self.fail_with is not None:
+            raise self.fail_with
+        return dict(self.secret)
+
+
+@dataclass
+class Ports:
+    """A Runtime made of fakes, and the fakes themselves for the test to script and inspect."""
+
+    runtime: Runtime
+    freshdesk: FakeFreshdesk
+    queues: FakeQueues
+    store: FakeIdempotencyStore
+    secret: FakeSecretSource
+    clock: FakeClock
+
+    def deadline(self, seconds: float = 25.0) -> Deadline:
+        return Deadline.after(seconds, self.clock.monotonic)
+
+
+def fake_ports(settings: Settings | None = None, *, idempotency: bool = True) -> Ports:
+    clock = FakeClock()
+    freshdesk, queues, store, secret = FakeFreshdesk(), FakeQueues(), FakeIdempotencyStore(), FakeSecretSource()
+    runtime = Runtime(
+        settings=settings or Settings(retry_queue_url="fake-retry", dlq_url="fake-dlq"),
+        credentials=CredentialStore(secret, clock=clock.monotonic),
+        freshdesk=freshdesk,
+        queues=queues,
+        idempotency=store if idempotency else None,
+        clock=clock,
+        rate=RateBudget(clock=clock.monotonic),
+    )
+    return Ports(runtime, freshdesk, queues, store, secret, clock)
+
+
+__all__ = ["SECRET", "WEBHOOK_TOKEN", "Call", "FakeClock", "FakeFreshdesk", "FakeIdempotencyStore", "FakeQueues",
+           "FakeSecretSource", "Ports", "SecretUnavailable", "fake_ports"]
