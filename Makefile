@@ -9,10 +9,11 @@ PY := $(VENV)/bin/python
 SAM := $(TOOLS)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help demo test unit build validate tools venv clean serve explain check dlq-list dlq-replay bench ledger
+.PHONY: help demo test lint unit build validate tools venv clean serve explain check dlq-list dlq-replay bench ledger
 help:
 	@echo "make demo      run every sample event through the real handlers (local sandbox + embedded AWS)"
-	@echo "make test      install what the tests need, then run them all (unit, integration, template)"
+	@echo "make test      install what the tests need, then lint (ruff, mypy) and run them all (unit, integration, template)"
+	@echo "make lint      ruff (lint and format check) and mypy (strict for the core)"
 	@echo "make build     sam build (arm64, python3.13) into .aws-sam/"
 	@echo "make validate  sam validate --lint and cfn-lint"
 	@echo "make bench     performance benchmark (a few minutes): table and BENCH line, written to bench/results.md"
@@ -28,7 +29,7 @@ $(PY):
 	$(PYTHON313) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(PY) layers/connector/pyproject.toml devtools/pyproject.toml
+$(VENV)/.installed: $(PY) layers/connector/pyproject.toml devtools/pyproject.toml pyproject.toml
 	$(PY) -m pip install --quiet -e 'layers/connector[aws]' -e 'devtools[test]'
 	@touch $@
 
@@ -44,7 +45,12 @@ tools: $(SAM)
 demo: venv
 	$(PY) -m signal_freshdesk_dev.demo
 
-test: venv tools
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+test: venv tools lint
 	SAM_CLI=$(abspath $(SAM)) CFN_LINT=$(abspath $(TOOLS)/bin/cfn-lint) $(PY) -m pytest $(PYTEST_ARGS)
 
 unit: venv

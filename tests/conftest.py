@@ -16,6 +16,7 @@ from signal_freshdesk_dev.event_source import DrainStats, SqsEventSource
 from signal_freshdesk_dev.handlers import EVENTS_DIR, ingest_handler, load_event, retry_handler
 from signal_freshdesk_dev.local_aws import REGION, LocalAws, local_secret, provision
 from signal_freshdesk_dev.sandbox import FreshdeskSandbox
+
 pytest_plugins = ["tests.security.log_privacy"]
 
 SANDBOX_KEY = "sandbox-api-key"
@@ -30,6 +31,7 @@ def sandbox_server():
 @pytest.fixture
 def freshdesk(sandbox_server):
     """The sandbox, emptied and restored to its defaults around each test."""
+
     def restore():
         sandbox_server.reset()
         sandbox_server.api_key = SANDBOX_KEY
@@ -52,8 +54,14 @@ class Stack:
     freshdesk: FreshdeskSandbox
     dynamodb: Any = None
 
-    def post(self, body: Any, *, token: str | None = LOCAL_WEBHOOK_TOKEN, headers: dict | None = None,
-             context: LambdaContext | None = None) -> tuple[int, Any]:
+    def post(
+        self,
+        body: Any,
+        *,
+        token: str | None = LOCAL_WEBHOOK_TOKEN,
+        headers: dict | None = None,
+        context: LambdaContext | None = None,
+    ) -> tuple[int, Any]:
         """POST /events through the real ingest handler; `body` is a sample name, a JSON value or raw text/bytes."""
         if isinstance(body, str) and len(body) < 64 and (EVENTS_DIR / f"{body}.json").is_file():
             request = load_event(body)
@@ -75,17 +83,23 @@ class Stack:
         return self.event_source().drain(timeout=timeout, idle_sleep=0.1)
 
     def queue_depth(self, url: str | None = None) -> dict[str, int]:
-        attrs = self.sqs.get_queue_attributes(QueueUrl=url or self.resources.retry_queue_url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed",
-            "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.resources.retry_queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesDelayed",
+                "ApproximateNumberOfMessagesNotVisible",
+            ],
+        )["Attributes"]
         return {k.removeprefix("ApproximateNumberOfMessages") or "Visible": int(v) for k, v in attrs.items()}
 
     def parked(self) -> list[dict[str, Any]]:
         """Every message in the DLQ. Receiving hides them for 30 s: call once per test, or use dlq.list_parked."""
         found: list[dict[str, Any]] = []
         while True:
-            messages = self.sqs.receive_message(QueueUrl=self.resources.dlq_url, MaxNumberOfMessages=10,
-                                                VisibilityTimeout=30).get("Messages", [])
+            messages = self.sqs.receive_message(
+                QueueUrl=self.resources.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30
+            ).get("Messages", [])
             if not messages:
                 break
             found.extend(json.loads(m["Body"]) for m in messages)
@@ -116,22 +130,32 @@ def aws_env(monkeypatch, moto_server):
 @pytest.fixture
 def stack(aws_env, monkeypatch, freshdesk):
     """A fresh copy of the stack's resources (unique names) on the shared moto server."""
-    resources = provision(local_secret(api_key=SANDBOX_KEY), endpoint_url=aws_env, visibility_timeout=2,
-                          name=f"t{uuid.uuid4().hex[:12]}")
-    env = resources.environment(freshdesk_base_url=freshdesk.base_url, RETRY_BASE_SECONDS="1",
-                                POWERTOOLS_METRICS_DISABLED="true", FRESHDESK_READ_TIMEOUT="2")
+    resources = provision(
+        local_secret(api_key=SANDBOX_KEY), endpoint_url=aws_env, visibility_timeout=2, name=f"t{uuid.uuid4().hex[:12]}"
+    )
+    env = resources.environment(
+        freshdesk_base_url=freshdesk.base_url,
+        RETRY_BASE_SECONDS="1",
+        POWERTOOLS_METRICS_DISABLED="true",
+        FRESHDESK_READ_TIMEOUT="2",
+    )
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     reset_runtime()
-    yield Stack(resources, boto3.client("sqs", region_name=REGION, endpoint_url=aws_env),
-                boto3.client("secretsmanager", region_name=REGION, endpoint_url=aws_env), freshdesk,
-                boto3.client("dynamodb", region_name=REGION, endpoint_url=aws_env))
+    yield Stack(
+        resources,
+        boto3.client("sqs", region_name=REGION, endpoint_url=aws_env),
+        boto3.client("secretsmanager", region_name=REGION, endpoint_url=aws_env),
+        freshdesk,
+        boto3.client("dynamodb", region_name=REGION, endpoint_url=aws_env),
+    )
     reset_runtime()
 
 
 @pytest.fixture
 def configure(monkeypatch):
     """Change the functions' environment mid-test and rebuild their cached runtime."""
+
     def apply(**env: str) -> None:
         for key, value in env.items():
             monkeypatch.setenv(key, value)

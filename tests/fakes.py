@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from signal_freshdesk.core.credentials import CredentialStore
 from signal_freshdesk.core.errors import QueueError, SecretUnavailable, StoreUnavailable
@@ -57,7 +58,8 @@ class FakeFreshdesk:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.scripts: dict[str, deque[Answer | Callable[[Call], Answer]]] = {
-            name: deque() for name in ("create", "update", "get", "find")}
+            name: deque() for name in ("create", "update", "get", "find")
+        }
         self._lock = threading.Lock()
         self._next_id = 100
 
@@ -93,8 +95,9 @@ class FakeFreshdesk:
     def create_contact(self, creds: Any, contact: dict[str, Any], *, deadline: Deadline | None = None) -> Answer:
         return self._answer(Call("create", creds.api_key, body=dict(contact)))
 
-    def update_contact(self, creds: Any, contact_id: int, contact: dict[str, Any], *,
-                       deadline: Deadline | None = None) -> Answer:
+    def update_contact(
+        self, creds: Any, contact_id: int, contact: dict[str, Any], *, deadline: Deadline | None = None
+    ) -> Answer:
         return self._answer(Call("update", creds.api_key, contact_id=contact_id, body=dict(contact)))
 
     def get_contact(self, creds: Any, contact_id: int, *, deadline: Deadline | None = None) -> Answer:
@@ -202,5 +205,16 @@ def fake_ports(settings: Settings | None = None, *, idempotency: bool = True) ->
     return Ports(runtime, freshdesk, queues, store, secret, clock)
 
 
-__all__ = ["SECRET", "WEBHOOK_TOKEN", "Call", "FakeClock", "FakeFreshdesk", "FakeIdempotencyStore", "FakeQueues",
-           "FakeSecretSource", "Ports", "SecretUnavailable", "fake_ports"]
+__all__ = [
+    "SECRET",
+    "WEBHOOK_TOKEN",
+    "Call",
+    "FakeClock",
+    "FakeFreshdesk",
+    "FakeIdempotencyStore",
+    "FakeQueues",
+    "FakeSecretSource",
+    "Ports",
+    "SecretUnavailable",
+    "fake_ports",
+]

@@ -5,14 +5,21 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 LOCAL_WEBHOOK_TOKEN = "local-webhook-token-0123456789abcdef"
 
 
-def http_api_event(body: str | bytes | None, headers: Mapping[str, str] | None = None, *,
-                   method: str = "POST", path: str = "/events", source_ip: str = "127.0.0.1") -> dict[str, Any]:
+def http_api_event(
+    body: str | bytes | None,
+    headers: Mapping[str, str] | None = None,
+    *,
+    method: str = "POST",
+    path: str = "/events",
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
     """Build an HTTP API v2 event. Header names are lower-cased, as API Gateway does.
 
     A bytes body that is not UTF-8 text is base64-encoded with isBase64Encoded set, as API Gateway does.
@@ -37,8 +44,13 @@ def http_api_event(body: str | bytes | None, headers: Mapping[str, str] | None =
             "apiId": "local",
             "domainName": "127.0.0.1",
             "domainPrefix": "local",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                     "userAgent": lowered.get("user-agent", "")},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
             "requestId": str(uuid.uuid4()),
             "routeKey": f"{method} {path}",
             "stage": "$default",

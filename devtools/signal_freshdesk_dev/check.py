@@ -17,9 +17,10 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, TextIO
+from typing import TextIO
 
 from signal_freshdesk.adapters.freshdesk import FreshdeskClient
 from signal_freshdesk.core.credentials import Credentials, parse_credentials
@@ -35,12 +36,17 @@ SIGNUP_FIELD = "signup_method"
 # The README's troubleshooting table ("### Troubleshooting"), row by row: symptom, likely cause, fix.
 # tests/devtools/test_check.py holds these to the README's text, so both say the same thing.
 TROUBLESHOOTING: dict[int, tuple[str, str, str]] = {
-    401: ("401 `outcome: rejected`, Freshdesk `invalid_credentials`", "wrong or missing API key",
-          "copy the key again from Profile Settings, with no trailing spaces, into the secret's `api_key`"),
-    403: ("403 `access_denied`", "the agent's role can't manage contacts",
-          "use a key from an agent (or a service agent) with contact-write permission"),
-    404: ("404", "wrong Freshdesk domain",
-          "put only the subdomain in the secret (`acme`, not the full URL)"),
+    401: (
+        "401 `outcome: rejected`, Freshdesk `invalid_credentials`",
+        "wrong or missing API key",
+        "copy the key again from Profile Settings, with no trailing spaces, into the secret's `api_key`",
+    ),
+    403: (
+        "403 `access_denied`",
+        "the agent's role can't manage contacts",
+        "use a key from an agent (or a service agent) with contact-write permission",
+    ),
+    404: ("404", "wrong Freshdesk domain", "put only the subdomain in the secret (`acme`, not the full URL)"),
 }
 
 
@@ -60,8 +66,10 @@ class CheckError(Exception):
 def describe_transport_error(error: str) -> str:
     """What a failed connection means (urllib3 reports the error's kind, never the key)."""
     if "SSL" in error or "Certificate" in error:
-        return ("the TLS handshake failed: the certificate was not accepted (a proxy that intercepts TLS, "
-                "or a wrong system clock?)")
+        return (
+            "the TLS handshake failed: the certificate was not accepted (a proxy that intercepts TLS, "
+            "or a wrong system clock?)"
+        )
     if "NameResolution" in error or "gaierror" in error:
         return "the host name does not resolve: check the domain (only the subdomain, e.g. acme) and your DNS"
     if "ReadTimeout" in error:
@@ -89,7 +97,7 @@ def _report(answer: Answer, out: TextIO) -> bool:
         _line(out, "", describe_transport_error(answer.error))
         return False
     if status in TROUBLESHOOTING:
-        symptom, cause, fix = TROUBLESHOOTING[status]
+        _symptom, cause, fix = TROUBLESHOOTING[status]
         code = answer.body.get("code") if isinstance(answer.body, dict) else None
         named = f" (Freshdesk code {code})" if isinstance(code, str) else ""
         _line(out, "FAIL", f"{status} {_phrase(status)}{named}")
@@ -98,8 +106,12 @@ def _report(answer: Answer, out: TextIO) -> bool:
         return False
     if status == 429:
         wait = answer.header("Retry-After")
-        _line(out, "FAIL", "429 Too Many Requests: the account's per-minute API limit is used up; try again "
-                           + (f"in {wait} s" if wait else "in a minute"))
+        _line(
+            out,
+            "FAIL",
+            "429 Too Many Requests: the account's per-minute API limit is used up; try again "
+            + (f"in {wait} s" if wait else "in a minute"),
+        )
         return False
     if status != 200 or not isinstance(answer.body, list):
         _line(out, "FAIL", f"{status} {_phrase(status)}: an unexpected answer to GET /api/v2/contact_fields")
@@ -112,10 +124,18 @@ def _report(answer: Answer, out: TextIO) -> bool:
     if SIGNUP_FIELD in names:
         _line(out, "ok", f"contact field {SIGNUP_FIELD} exists (Signed Up sends custom_fields.{SIGNUP_FIELD})")
         return True
-    _line(out, "WARN", f"contact field {SIGNUP_FIELD} does not exist: Freshdesk would reject Signed Up events' "
-                       f"custom_fields.{SIGNUP_FIELD} (400 invalid_field)")
-    _line(out, "", "the connector then re-sends the contact without that field, logs a warning and counts "
-                   f"invalid_field_dropped_{SIGNUP_FIELD}; create it in Admin > Contact Fields")
+    _line(
+        out,
+        "WARN",
+        f"contact field {SIGNUP_FIELD} does not exist: Freshdesk would reject Signed Up events' "
+        f"custom_fields.{SIGNUP_FIELD} (400 invalid_field)",
+    )
+    _line(
+        out,
+        "",
+        "the connector then re-sends the contact without that field, logs a warning and counts "
+        f"invalid_field_dropped_{SIGNUP_FIELD}; create it in Admin > Contact Fields",
+    )
     return False
 
 
@@ -141,9 +161,12 @@ def target_from_env(env: Mapping[str, str]) -> Target:
     try:
         creds = parse_credentials({"domain": domain, "api_key": api_key, "webhook_token": token})
     except ConfigError as exc:
-        raise CheckError(str(exc).replace("the secret's 'domain'", "FRESHDESK_DOMAIN")
-                         .replace("the secret's 'api_key'", "FRESHDESK_API_KEY")
-                         .replace("the secret's 'webhook_token'", "WEBHOOK_TOKEN")) from None
+        raise CheckError(
+            str(exc)
+            .replace("the secret's 'domain'", "FRESHDESK_DOMAIN")
+            .replace("the secret's 'api_key'", "FRESHDESK_API_KEY")
+            .replace("the secret's 'webhook_token'", "WEBHOOK_TOKEN")
+        ) from None
     return Target(creds, f"FRESHDESK_DOMAIN={creds.domain} and FRESHDESK_API_KEY from the environment")
 
 
@@ -151,7 +174,7 @@ def target_from_secret_text(text: str | None, source: str, base_url_override: st
     try:
         secret = json.loads(text or "")
     except ValueError:
-        raise CheckError(f"{source} is not JSON: expected {{\"domain\", \"api_key\", \"webhook_token\"}}") from None
+        raise CheckError(f'{source} is not JSON: expected {{"domain", "api_key", "webhook_token"}}') from None
     try:
         creds = parse_credentials(secret)
     except ConfigError as exc:
@@ -197,8 +220,9 @@ def target_from_serve(state_path: Path) -> Target:
 
 def main(argv: list[str] | None = None, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    parser = argparse.ArgumentParser(prog="python -m signal_freshdesk_dev.check",
-                                     description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m signal_freshdesk_dev.check", description=__doc__.strip().splitlines()[0]
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--stack", metavar="NAME", help="read the secret of this deployed stack (its SecretArn output)")
     where.add_argument("--local", action="store_true", help="read the secret of the running make serve")

@@ -48,12 +48,18 @@ def run(out: TextIO, log_path: Path) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = log_path.open("w")
     with FreshdeskSandbox() as sandbox, LocalAws() as aws:
-        resources = provision(local_secret(api_key=sandbox.api_key), endpoint_url=aws.endpoint_url,
-                              visibility_timeout=10)
+        resources = provision(
+            local_secret(api_key=sandbox.api_key), endpoint_url=aws.endpoint_url, visibility_timeout=10
+        )
         os.environ.update(aws.environment())
-        os.environ.update(resources.environment(
-            freshdesk_base_url=sandbox.base_url, RETRY_BASE_SECONDS="1",
-            POWERTOOLS_LOG_LEVEL="INFO", POWERTOOLS_METRICS_DISABLED="true"))
+        os.environ.update(
+            resources.environment(
+                freshdesk_base_url=sandbox.base_url,
+                RETRY_BASE_SECONDS="1",
+                POWERTOOLS_LOG_LEVEL="INFO",
+                POWERTOOLS_METRICS_DISABLED="true",
+            )
+        )
         from signal_freshdesk.runtime import reset_runtime
 
         reset_runtime()
@@ -61,8 +67,10 @@ def run(out: TextIO, log_path: Path) -> int:
         streams = redirect_streams(log_file)
         tap = LogCapture(processed_summary).attach()  # the "processed" records, as CloudWatch would receive them
 
-        out.write(f"signal-freshdesk local run\n  Freshdesk sandbox: {sandbox.base_url}\n"
-                  f"  AWS (moto):        {aws.endpoint_url}  (secret, retry queue, DLQ)\n\n")
+        out.write(
+            f"signal-freshdesk local run\n  Freshdesk sandbox: {sandbox.base_url}\n"
+            f"  AWS (moto):        {aws.endpoint_url}  (secret, retry queue, DLQ)\n\n"
+        )
         rows: list[Row] = []
         for sample in SAMPLES:
             request = load_event(sample)
@@ -71,9 +79,17 @@ def run(out: TextIO, log_path: Path) -> int:
             answer = ingest(request, LambdaContext(function_name="signal-freshdesk-ingest"))
             body = json.loads(answer["body"])
             results = body.get("results", [body])
-            for event, result in zip(signal_events_of(request), results):
-                rows.append(Row(f"{sample}.json", describe(event), str(result.get("messageId", ""))[:8],
-                                result.get("outcome", "?"), result.get("status"), result.get("reason", "")))
+            for event, result in zip(signal_events_of(request), results, strict=False):
+                rows.append(
+                    Row(
+                        f"{sample}.json",
+                        describe(event),
+                        str(result.get("messageId", ""))[:8],
+                        result.get("outcome", "?"),
+                        result.get("status"),
+                        result.get("reason", ""),
+                    )
+                )
             if len(results) == 1 and "results" not in body:
                 rows[-1].status = f"{answer['statusCode']}"
         print_table(out, "Webhook answers: each sample POSTed to /events through the real ingest handler", rows)
@@ -84,15 +100,20 @@ def run(out: TextIO, log_path: Path) -> int:
         before = len(tap.records)
         source = SqsEventSource(sqs, resources.retry_queue_url, retry)
         stats = source.drain(timeout=90)
-        retried = [Row("retry queue", "", str(r["messageId"] or "")[:8], r["outcome"], r["status"], r["reason"] or "")
-                   for r in tap.records[before:]]
-        out.write(f"\nRetry queue drained by the real retry handler: {stats.invocations} invocation(s), "
-                  f"{stats.records} record(s), {source.pending()} left\n")
+        retried = [
+            Row("retry queue", "", str(r["messageId"] or "")[:8], r["outcome"], r["status"], r["reason"] or "")
+            for r in tap.records[before:]
+        ]
+        out.write(
+            f"\nRetry queue drained by the real retry handler: {stats.invocations} invocation(s), "
+            f"{stats.records} record(s), {source.pending()} left\n"
+        )
         if retried:
             print_table(out, "", retried)
 
-        parked = sqs.get_queue_attributes(QueueUrl=resources.dlq_url, AttributeNames=[
-            "ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"]
+        parked = sqs.get_queue_attributes(QueueUrl=resources.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"
+        ]["ApproximateNumberOfMessages"]
         out.write(f"\nDead-letter queue: {parked} parked\n")
         print_contacts(out, sandbox.contacts())
         out.write(f"\nThe functions' log lines (JSON, as CloudWatch would hold them): {log_path}\n")
@@ -107,8 +128,10 @@ def print_table(out: TextIO, title: str, rows: list[Row]) -> None:
     if title:
         out.write(title + "\n")
     headings = ("sample", "event", "messageId", "outcome", "HTTP", "reason")
-    cells = [headings] + [(r.source, r.event, r.message_id, r.outcome, str(r.status if r.status is not None else "-"),
-                           r.reason) for r in rows]
+    cells = [headings] + [
+        (r.source, r.event, r.message_id, r.outcome, str(r.status if r.status is not None else "-"), r.reason)
+        for r in rows
+    ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(headings))]
     for line in cells:
         out.write("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() + "\n")
@@ -117,10 +140,19 @@ def print_table(out: TextIO, title: str, rows: list[Row]) -> None:
 def print_contacts(out: TextIO, contacts: list[dict[str, Any]]) -> None:
     out.write(f"\nContacts the Freshdesk sandbox now holds: {len(contacts)}\n")
     headings = ("id", "name", "email", "phone", "unique_external_id", "job_title", "tags", "signup_method")
-    cells = [headings] + [(str(c.get("id")), c.get("name") or "", c.get("email") or "", c.get("phone") or "",
-                           c.get("unique_external_id") or "", c.get("job_title") or "",
-                           ",".join(c.get("tags") or []), (c.get("custom_fields") or {}).get("signup_method") or "")
-                          for c in contacts]
+    cells = [headings] + [
+        (
+            str(c.get("id")),
+            c.get("name") or "",
+            c.get("email") or "",
+            c.get("phone") or "",
+            c.get("unique_external_id") or "",
+            c.get("job_title") or "",
+            ",".join(c.get("tags") or []),
+            (c.get("custom_fields") or {}).get("signup_method") or "",
+        )
+        for c in contacts
+    ]
     widths = [max(len(str(c[i])) for c in cells) for i in range(len(headings))]
     for line in cells:
         out.write("  " + "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(line)).rstrip() + "\n")
@@ -128,8 +160,12 @@ def print_contacts(out: TextIO, contacts: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--log-file", type=Path, default=Path(".local/demo-logs.jsonl"),
-                        help="where the functions' JSON log lines go (default: .local/demo-logs.jsonl)")
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        default=Path(".local/demo-logs.jsonl"),
+        help="where the functions' JSON log lines go (default: .local/demo-logs.jsonl)",
+    )
     args = parser.parse_args(argv)
     return run(sys.stdout, args.log_file)
 

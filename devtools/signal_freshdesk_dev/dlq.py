@@ -17,9 +17,10 @@ import json
 import re
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Any, TextIO
 
 from signal_freshdesk.core import envelope as envelope_format
 from signal_freshdesk.core.envelope import parse_envelope
@@ -57,11 +58,18 @@ class Parked:
         return self.envelope is not None and self.outcome != "unreadable"
 
     def summary(self, now: float) -> dict[str, Any]:
-        return {"messageId": self.message_id, "outcome": self.outcome, "status": self.status,
-                "reason": self.reason, "freshdesk": self.freshdesk, "attempts": self.attempts,
-                "age_seconds": _seconds_since(self.first_seen, now),
-                "parked_seconds": _seconds_since(self.parked_at, now),
-                "replayable": self.replayable, "sqsMessageId": self.sqs_message_id}
+        return {
+            "messageId": self.message_id,
+            "outcome": self.outcome,
+            "status": self.status,
+            "reason": self.reason,
+            "freshdesk": self.freshdesk,
+            "attempts": self.attempts,
+            "age_seconds": _seconds_since(self.first_seen, now),
+            "parked_seconds": _seconds_since(self.parked_at, now),
+            "replayable": self.replayable,
+            "sqsMessageId": self.sqs_message_id,
+        }
 
 
 @dataclass
@@ -79,13 +87,25 @@ def describe_parked(message: dict[str, Any]) -> Parked:
     attributes = message.get("Attributes") or {}
     sent = attributes.get("SentTimestamp")
     parked_at = int(sent) / 1000 if isinstance(sent, str) and sent.isdigit() else None
-    base = {"sqs_message_id": message.get("MessageId", ""), "receipt_handle": message.get("ReceiptHandle", ""),
-            "parked_at": parked_at}
+    base = {
+        "sqs_message_id": message.get("MessageId", ""),
+        "receipt_handle": message.get("ReceiptHandle", ""),
+        "parked_at": parked_at,
+    }
     if envelope is None or envelope.get("outcome") == "unreadable":
         # Not an envelope, or one the retry function parked because it could not read it.
         first_seen = envelope.get("first_seen") if envelope else None
-        return Parked(message_id="", outcome="unreadable", status=None, reason="unreadable_message", freshdesk="",
-                      attempts=None, first_seen=_number(first_seen), envelope=None, **base)
+        return Parked(
+            message_id="",
+            outcome="unreadable",
+            status=None,
+            reason="unreadable_message",
+            freshdesk="",
+            attempts=None,
+            first_seen=_number(first_seen),
+            envelope=None,
+            **base,
+        )
     last_error = envelope.get("last_error") if isinstance(envelope.get("last_error"), dict) else {}
     status = last_error.get("status")
     attempts = envelope.get("attempts")
@@ -129,14 +149,20 @@ def freshdesk_summary(body: Any, error: Any = "") -> str:
     return ""
 
 
-def receive_all(sqs: Any, queue_url: str, *, visibility_timeout: int, wait_seconds: int = 1,
-                limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
+def receive_all(
+    sqs: Any, queue_url: str, *, visibility_timeout: int, wait_seconds: int = 1, limit: int = DEFAULT_LIMIT
+) -> list[dict[str, Any]]:
     """Receive every message (up to `limit`), each hidden for `visibility_timeout` seconds."""
     found: dict[str, dict[str, Any]] = {}
     while len(found) < limit:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=min(10, limit - len(found)),
-                                       VisibilityTimeout=visibility_timeout, WaitTimeSeconds=wait_seconds,
-                                       AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=min(10, limit - len(found)),
+            VisibilityTimeout=visibility_timeout,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
         if not messages:
             break
         for message in messages:
@@ -148,37 +174,59 @@ def release(sqs: Any, queue_url: str, parked: Iterable[Parked]) -> None:
     """Make messages visible again at once."""
     items = [p for p in parked if p.receipt_handle]
     for start in range(0, len(items), 10):
-        chunk = items[start:start + 10]
-        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": p.receipt_handle, "VisibilityTimeout": 0} for i, p in enumerate(chunk)])
+        chunk = items[start : start + 10]
+        sqs.change_message_visibility_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": p.receipt_handle, "VisibilityTimeout": 0} for i, p in enumerate(chunk)
+            ],
+        )
 
 
 def list_parked(sqs: Any, dlq_url: str, *, wait_seconds: int = 1, limit: int = DEFAULT_LIMIT) -> list[Parked]:
     """Everything parked in the DLQ, oldest first; the messages stay where they are."""
-    parked = [describe_parked(m) for m in receive_all(sqs, dlq_url, visibility_timeout=LIST_VISIBILITY_SECONDS,
-                                                      wait_seconds=wait_seconds, limit=limit)]
+    parked = [
+        describe_parked(m)
+        for m in receive_all(
+            sqs, dlq_url, visibility_timeout=LIST_VISIBILITY_SECONDS, wait_seconds=wait_seconds, limit=limit
+        )
+    ]
     release(sqs, dlq_url, parked)
     return sorted(parked, key=lambda p: (p.parked_at or 0, p.message_id))
 
 
 # -- replaying ---------------------------------------------------------------------------------
-def matches(parked: Parked, *, status: int | None = None, outcome: str | None = None,
-            message_ids: Iterable[str] = ()) -> bool:
+def matches(
+    parked: Parked, *, status: int | None = None, outcome: str | None = None, message_ids: Iterable[str] = ()
+) -> bool:
     wanted = set(message_ids)
-    return ((status is None or parked.status == status)
-            and (outcome is None or parked.outcome == outcome)
-            and (not wanted or parked.message_id in wanted))
+    return (
+        (status is None or parked.status == status)
+        and (outcome is None or parked.outcome == outcome)
+        and (not wanted or parked.message_id in wanted)
+    )
 
 
-def replay(sqs: Any, dlq_url: str, retry_queue_url: str, *, status: int | None = None,
-           outcome: str | None = None, message_ids: Iterable[str] = (), dry_run: bool = False,
-           now: float | None = None, wait_seconds: int = 1, limit: int = DEFAULT_LIMIT) -> ReplayReport:
+def replay(
+    sqs: Any,
+    dlq_url: str,
+    retry_queue_url: str,
+    *,
+    status: int | None = None,
+    outcome: str | None = None,
+    message_ids: Iterable[str] = (),
+    dry_run: bool = False,
+    now: float | None = None,
+    wait_seconds: int = 1,
+    limit: int = DEFAULT_LIMIT,
+) -> ReplayReport:
     """Send the matching parked envelopes back to the retry queue; delete each from the DLQ once sent."""
     report = ReplayReport(dry_run=dry_run)
     message_ids = tuple(message_ids)
     keep: list[Parked] = []
-    messages = receive_all(sqs, dlq_url, visibility_timeout=REPLAY_VISIBILITY_SECONDS,
-                           wait_seconds=wait_seconds, limit=limit)
+    messages = receive_all(
+        sqs, dlq_url, visibility_timeout=REPLAY_VISIBILITY_SECONDS, wait_seconds=wait_seconds, limit=limit
+    )
     for parked in map(describe_parked, messages):
         if not matches(parked, status=status, outcome=outcome, message_ids=message_ids):
             report.not_matching += 1
@@ -194,8 +242,12 @@ def replay(sqs: Any, dlq_url: str, retry_queue_url: str, *, status: int | None =
             continue
         envelope = envelope_format.replay_envelope(parked.envelope or {}, now=time.time() if now is None else now)
         try:
-            sqs.send_message(QueueUrl=retry_queue_url, DelaySeconds=0, MessageBody=envelope_format.encode(envelope),
-                             MessageAttributes=envelope_format.message_attributes(envelope))
+            sqs.send_message(
+                QueueUrl=retry_queue_url,
+                DelaySeconds=0,
+                MessageBody=envelope_format.encode(envelope),
+                MessageAttributes=envelope_format.message_attributes(envelope),
+            )
         except Exception as exc:
             report.failed.append((parked, f"SendMessage failed: {type(exc).__name__}"))
             keep.append(parked)
@@ -218,8 +270,19 @@ def print_parked(out: TextIO, parked: list[Parked], *, now: float | None = None,
     if not parked:
         return
     headings = ("messageId", "outcome", "status", "reason", "freshdesk", "attempts", "age", "parked")
-    rows = [headings] + [(p.message_id or "-", p.outcome, _text(p.status), p.reason or "-", p.freshdesk or "-",
-                          _text(p.attempts), _age(p.first_seen, now), _age(p.parked_at, now)) for p in parked]
+    rows = [headings] + [
+        (
+            p.message_id or "-",
+            p.outcome,
+            _text(p.status),
+            p.reason or "-",
+            p.freshdesk or "-",
+            _text(p.attempts),
+            _age(p.first_seen, now),
+            _age(p.parked_at, now),
+        )
+        for p in parked
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(headings))]
     for row in rows:
         out.write("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() + "\n")
@@ -230,14 +293,18 @@ def print_parked(out: TextIO, parked: list[Parked], *, now: float | None = None,
 
 def print_replay(out: TextIO, report: ReplayReport) -> None:
     verb = "Would replay" if report.dry_run else "Replayed"
-    out.write(f"{verb} {len(report.replayed)} message(s) to the retry queue"
-              f"{'' if report.dry_run else ' (attempts reset to 0, last error kept)'}\n")
+    out.write(
+        f"{verb} {len(report.replayed)} message(s) to the retry queue"
+        f"{'' if report.dry_run else ' (attempts reset to 0, last error kept)'}\n"
+    )
     for parked in report.replayed:
         out.write(f"  {parked.message_id or '-'}  {parked.outcome}  {_text(parked.status)}  {parked.reason or '-'}\n")
     for parked, error in report.failed:
         out.write(f"  FAILED {parked.message_id or '-'}: {error}\n")
-    out.write(f"Left in the DLQ: {report.not_matching} not matching the filters, "
-              f"{len(report.unreadable)} unreadable (never replayed), {len(report.failed)} failed\n")
+    out.write(
+        f"Left in the DLQ: {report.not_matching} not matching the filters, "
+        f"{len(report.unreadable)} unreadable (never replayed), {len(report.failed)} failed\n"
+    )
 
 
 def _text(value: Any) -> str:
@@ -287,8 +354,9 @@ def queues_of_stack(stack: str, region: str | None) -> tuple[Any, str, str]:
     outputs = stack_outputs(session.client("cloudformation"), stack)
     retry_url, dlq_url = outputs.get("RetryQueueUrl"), outputs.get("DeadLetterQueueUrl")
     if not retry_url or not dlq_url:
-        raise QueueLookupError(f"stack {stack} has no RetryQueueUrl / DeadLetterQueueUrl outputs: "
-                               "is it a signal-freshdesk stack?")
+        raise QueueLookupError(
+            f"stack {stack} has no RetryQueueUrl / DeadLetterQueueUrl outputs: is it a signal-freshdesk stack?"
+        )
     return session.client("sqs"), retry_url, dlq_url
 
 
@@ -303,13 +371,15 @@ def queues_of_serve(state_path: Path) -> tuple[Any, str, str]:
 
 def main(argv: list[str] | None = None, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    parser = argparse.ArgumentParser(prog="python -m signal_freshdesk_dev.dlq",
-                                     description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m signal_freshdesk_dev.dlq", description=__doc__.strip().splitlines()[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_mutually_exclusive_group(required=True)
-    where.add_argument("--stack", metavar="NAME",
-                       help="the deployed stack (its RetryQueueUrl / DeadLetterQueueUrl outputs)")
+    where.add_argument(
+        "--stack", metavar="NAME", help="the deployed stack (its RetryQueueUrl / DeadLetterQueueUrl outputs)"
+    )
     where.add_argument("--local", action="store_true", help="the queues of the running make serve")
     common.add_argument("--region", help="AWS region of the stack (default: your AWS configuration's)")
     common.add_argument("--state-file", type=Path, default=STATE_FILE, help=argparse.SUPPRESS)
@@ -317,10 +387,19 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None) -> int:
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     again = commands.add_parser("replay", parents=[common], help="send parked events back to the retry queue")
     again.add_argument("--status", type=int, help="only those Freshdesk answered with this status")
-    again.add_argument("--outcome", choices=("rejected", "exhausted", "queued", "unreadable"),
-                       help="only those parked with this outcome")
-    again.add_argument("--message-id", action="append", default=[], dest="message_ids", metavar="ID",
-                       help="only this event (repeatable)")
+    again.add_argument(
+        "--outcome",
+        choices=("rejected", "exhausted", "queued", "unreadable"),
+        help="only those parked with this outcome",
+    )
+    again.add_argument(
+        "--message-id",
+        action="append",
+        default=[],
+        dest="message_ids",
+        metavar="ID",
+        help="only this event (repeatable)",
+    )
     again.add_argument("--dry-run", action="store_true", help="show what would be replayed; change nothing")
     args = parser.parse_args(argv)
     if args.region and not args.stack:
@@ -344,8 +423,15 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None) -> int:
             else:
                 print_parked(out, parked, where=where_text)
             return 0
-        report = replay(sqs, dlq_url, retry_url, status=args.status, outcome=args.outcome,
-                        message_ids=args.message_ids, dry_run=args.dry_run)
+        report = replay(
+            sqs,
+            dlq_url,
+            retry_url,
+            status=args.status,
+            outcome=args.outcome,
+            message_ids=args.message_ids,
+            dry_run=args.dry_run,
+        )
         print_replay(out, report)
         return 1 if report.failed else 0
     except QueueLookupError as exc:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .apigw import LambdaContext
 
@@ -19,8 +20,16 @@ class DrainStats:
 
 
 class SqsEventSource:
-    def __init__(self, sqs_client: Any, queue_url: str, handler: Callable[[dict, Any], dict], *,
-                 batch_size: int = 10, function_timeout: float = 60.0, region: str = "eu-west-1") -> None:
+    def __init__(
+        self,
+        sqs_client: Any,
+        queue_url: str,
+        handler: Callable[[dict, Any], dict],
+        *,
+        batch_size: int = 10,
+        function_timeout: float = 60.0,
+        region: str = "eu-west-1",
+    ) -> None:
         self.sqs = sqs_client
         self.queue_url = queue_url
         self.handler = handler
@@ -28,7 +37,8 @@ class SqsEventSource:
         self.function_timeout = function_timeout
         self.region = region
         attributes = sqs_client.get_queue_attributes(
-            QueueUrl=queue_url, AttributeNames=["QueueArn", "VisibilityTimeout"])["Attributes"]
+            QueueUrl=queue_url, AttributeNames=["QueueArn", "VisibilityTimeout"]
+        )["Attributes"]
         self.queue_arn = attributes["QueueArn"]
         self.visibility_timeout = int(attributes.get("VisibilityTimeout", "30"))
 
@@ -36,8 +46,11 @@ class SqsEventSource:
         """One receive and one invocation, as the event source mapping does. Returns records handled."""
         stats = stats or DrainStats()
         messages = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=wait_seconds,
-            AttributeNames=["All"], MessageAttributeNames=["All"],
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
             return 0
@@ -53,9 +66,11 @@ class SqsEventSource:
             holding.set()
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
-            chunk = done[start:start + 10]
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)])
+            chunk = done[start : start + 10]
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
         stats.invocations += 1
         stats.records += len(messages)
         stats.failures += len(failed)
@@ -70,27 +85,35 @@ class SqsEventSource:
         guarantee. Failed records still reappear one visibility timeout after the invocation.
         """
         done = threading.Event()
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.visibility_timeout}
-                   for i, m in enumerate(messages)]
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.visibility_timeout}
+            for i, m in enumerate(messages)
+        ]
 
         def extend() -> None:
             while not done.wait(max(0.2, self.visibility_timeout / 2)):
                 try:
                     self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
-                except Exception:  # noqa: BLE001 - best effort, as a heartbeat
+                except Exception:
                     pass
 
         threading.Thread(target=extend, daemon=True, name="visibility-heartbeat").start()
         return done
 
     def pending(self) -> int:
-        attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
         return sum(int(v) for v in attrs.values())
 
-    def drain(self, timeout: float = 120.0, idle_sleep: float = 0.25,
-              on_wait: Callable[[int], None] | None = None) -> DrainStats:
+    def drain(
+        self, timeout: float = 120.0, idle_sleep: float = 0.25, on_wait: Callable[[int], None] | None = None
+    ) -> DrainStats:
         """Poll until the queue holds nothing (visible, in flight or delayed) or the timeout passes."""
         stats = DrainStats()
         ends = time.monotonic() + timeout
@@ -106,9 +129,15 @@ class SqsEventSource:
         return stats
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        attributes = {k: {"stringValue": v.get("StringValue"), "dataType": v.get("DataType", "String"),
-                          "stringListValues": [], "binaryListValues": []}
-                      for k, v in message.get("MessageAttributes", {}).items()}
+        attributes = {
+            k: {
+                "stringValue": v.get("StringValue"),
+                "dataType": v.get("DataType", "String"),
+                "stringListValues": [],
+                "binaryListValues": [],
+            }
+            for k, v in message.get("MessageAttributes", {}).items()
+        }
         return {
             "messageId": message["MessageId"],
             "receiptHandle": message["ReceiptHandle"],

@@ -15,8 +15,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, TextIO
+from typing import Any, TextIO
 
 from signal_freshdesk.adapters.freshdesk import USER_AGENT
 from signal_freshdesk.core.credentials import normalise_domain
@@ -66,9 +67,20 @@ class Explanation:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        data = {"label": self.label, "messageId": self.message_id, "event": self.kind, "decision": self.decision,
-                "reason": self.reason, "why": self.why, "operation": self.operation, "consent": self.consent,
-                "identity": self.identity, "name": self.name, "request": self.request, "on_409": self.on_409}
+        data = {
+            "label": self.label,
+            "messageId": self.message_id,
+            "event": self.kind,
+            "decision": self.decision,
+            "reason": self.reason,
+            "why": self.why,
+            "operation": self.operation,
+            "consent": self.consent,
+            "identity": self.identity,
+            "name": self.name,
+            "request": self.request,
+            "on_409": self.on_409,
+        }
         return {k: v for k, v in data.items() if v not in ("", None)}
 
 
@@ -86,8 +98,12 @@ def signal_events(text: str, settings: Settings) -> tuple[str, list[tuple[str, A
             if envelope is None:
                 items.append((f"record {number}: not a retry envelope (the retry function parks it)", None))
             else:
-                items.append((f"record {number}: retry envelope after {envelope.get('attempts', 0)} attempt(s)",
-                              envelope["event"]))
+                items.append(
+                    (
+                        f"record {number}: retry envelope after {envelope.get('attempts', 0)} attempt(s)",
+                        envelope["event"],
+                    )
+                )
         return "an SQS event for the retry function", items
     if isinstance(document, dict) and isinstance(document.get("event"), dict) and "last_error" in document:
         return "a retry/DLQ envelope", [("envelope", document["event"])]
@@ -107,12 +123,23 @@ def signal_events(text: str, settings: Settings) -> tuple[str, list[tuple[str, A
 # -- explaining one event ----------------------------------------------------------------------
 def explain_event(label: str, event: Any, settings: Settings, domain: str) -> Explanation:
     if event is None:
-        return Explanation(label, "", "an unreadable retry message", "refuse", reason="unreadable_message",
-                           why="the retry function parks it in the DLQ as unreadable; nothing is sent")
+        return Explanation(
+            label,
+            "",
+            "an unreadable retry message",
+            "refuse",
+            reason="unreadable_message",
+            why="the retry function parks it in the DLQ as unreadable; nothing is sent",
+        )
     if not isinstance(event, dict):
-        return Explanation(label, "", f"a JSON {type(event).__name__}", "refuse", reason="not_an_event",
-                           why="each event must be a JSON object: the webhook answers it rejected (400); "
-                               "nothing is sent")
+        return Explanation(
+            label,
+            "",
+            f"a JSON {type(event).__name__}",
+            "refuse",
+            reason="not_an_event",
+            why="each event must be a JSON object: the webhook answers it rejected (400); nothing is sent",
+        )
     region, mode = settings.default_phone_region, settings.consent_mode
     plan = plan_event(event, region=region, consent_mode=mode)
     selected = select_operation(event)
@@ -125,10 +152,17 @@ def explain_event(label: str, event: Any, settings: Settings, domain: str) -> Ex
         found.identity = {k: plan.contact[k] for k in IDENTIFIERS if k in plan.contact}
         found.name = plan.contact.get("name")
         base = f"https://{domain}.freshdesk.com/api/v2/contacts"
-        found.request = {"method": "POST", "url": base,
-                         "headers": {"Authorization": "Basic <redacted>", "Accept": "application/json",
-                                     "Content-Type": "application/json", "User-Agent": USER_AGENT},
-                         "body": plan.contact}
+        found.request = {
+            "method": "POST",
+            "url": base,
+            "headers": {
+                "Authorization": "Basic <redacted>",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+            "body": plan.contact,
+        }
         found.on_409 = on_conflict(plan, base)
         return found
     found.decision = "drop"
@@ -156,8 +190,11 @@ def consent_text(event: Mapping[str, Any], mode: str, selected: Operation | Drop
     if mode == "off":
         return "not read (CONSENT_MODE=off): never a reason to drop, never tagged"
     reading = read_consent(event)
-    value = {Consent.GRANTED: "granted (true)", Consent.DENIED: "denied (false)",
-             Consent.MISSING: "missing (no true/false value)"}[reading]
+    value = {
+        Consent.GRANTED: "granted (true)",
+        Consent.DENIED: "denied (false)",
+        Consent.MISSING: "missing (no true/false value)",
+    }[reading]
     if isinstance(selected, DropReason):
         return f"marketing {value}; not reached, the event type decides first"
     if mode == "require":
@@ -170,8 +207,11 @@ def consent_text(event: Mapping[str, Any], mode: str, selected: Operation | Drop
 def on_conflict(plan: PlannedContact, base: str) -> dict[str, Any]:
     """What a 409 to this create leads to (signal_freshdesk.delivery and outcomes decide; this describes)."""
     if plan.operation is Operation.SIGN_UP:
-        return {"outcome": "conflict", "final": True,
-                "then": ["the contact already exists: recorded as success, never retried"]}
+        return {
+            "outcome": "conflict",
+            "final": True,
+            "then": ["the contact already exists: recorded as success, never retried"],
+        }
     then = ["{id} is errors[].additional_info.user_id in the 409 body"]
     if plan.contact.get("tags"):
         then.append(f"GET {base}/{{id}} to read its tags; ours are added to them, never replacing them")
@@ -182,8 +222,10 @@ def on_conflict(plan: PlannedContact, base: str) -> dict[str, Any]:
 
 # -- output ------------------------------------------------------------------------------------
 def render_text(out: TextIO, kind: str, explanations: list[Explanation], settings: Settings) -> None:
-    out.write(f"Input: {kind}. Default preset with CONSENT_MODE={settings.consent_mode}, "
-              f"DEFAULT_PHONE_REGION={settings.default_phone_region}. Nothing is sent.\n")
+    out.write(
+        f"Input: {kind}. Default preset with CONSENT_MODE={settings.consent_mode}, "
+        f"DEFAULT_PHONE_REGION={settings.default_phone_region}. Nothing is sent.\n"
+    )
     if settings.consent_mode != "off":
         out.write(f"Marketing consent is read from {CONSENT_SOURCE}.\n")
     for item in explanations:
@@ -207,28 +249,50 @@ def render_text(out: TextIO, kind: str, explanations: list[Explanation], setting
             out.write("".join(f"            {line}\n" for line in body.splitlines()))
         if item.on_409:
             conflict = item.on_409
-            out.write(f"  on 409    {conflict['outcome']}: "
-                      f"{'final' if conflict['final'] else 'the existing contact is updated instead'}\n")
+            out.write(
+                f"  on 409    {conflict['outcome']}: "
+                f"{'final' if conflict['final'] else 'the existing contact is updated instead'}\n"
+            )
             for step in conflict["then"]:
                 out.write(f"            {step}\n")
 
 
 def render_json(out: TextIO, kind: str, explanations: list[Explanation], settings: Settings, domain: str) -> None:
-    out.write(json.dumps({"input": kind, "consent_mode": settings.consent_mode,
-                          "region": settings.default_phone_region, "domain": domain,
-                          "events": [e.as_dict() for e in explanations]}, indent=2, ensure_ascii=False) + "\n")
+    out.write(
+        json.dumps(
+            {
+                "input": kind,
+                "consent_mode": settings.consent_mode,
+                "region": settings.default_phone_region,
+                "domain": domain,
+                "events": [e.as_dict() for e in explanations],
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
 
 
-def main(argv: list[str] | None = None, *, out: TextIO | None = None, stdin: TextIO | None = None,
-         env: Mapping[str, str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    stdin: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
     out = out or sys.stdout
     env = dict(os.environ if env is None else env)
-    parser = argparse.ArgumentParser(prog="python -m signal_freshdesk_dev.explain",
-                                     description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m signal_freshdesk_dev.explain", description=__doc__.strip().splitlines()[0]
+    )
     parser.add_argument("file", metavar="FILE", help="a JSON file, or - for standard input")
     parser.add_argument("--domain", help="your Freshdesk subdomain (default: FRESHDESK_DOMAIN, else a placeholder)")
-    parser.add_argument("--consent-mode", choices=("require", "tag_only", "off"),
-                        help="override CONSENT_MODE (default: the environment's, else require)")
+    parser.add_argument(
+        "--consent-mode",
+        choices=("require", "tag_only", "off"),
+        help="override CONSENT_MODE (default: the environment's, else require)",
+    )
     parser.add_argument("--region", help="override DEFAULT_PHONE_REGION (default: the environment's, else GB)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)

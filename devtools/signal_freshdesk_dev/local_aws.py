@@ -10,12 +10,18 @@ from typing import Any
 from .apigw import LOCAL_WEBHOOK_TOKEN
 
 REGION = "eu-west-1"
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                    "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
 
 
-def local_secret(domain: str = "sandbox", api_key: str = "sandbox-api-key",
-                 webhook_token: str = LOCAL_WEBHOOK_TOKEN) -> dict[str, str]:
+def local_secret(
+    domain: str = "sandbox", api_key: str = "sandbox-api-key", webhook_token: str = LOCAL_WEBHOOK_TOKEN
+) -> dict[str, str]:
     return {"domain": domain, "api_key": api_key, "webhook_token": webhook_token}
 
 
@@ -45,9 +51,15 @@ class StackResources:
         return env
 
 
-def provision(secret: dict[str, Any], *, endpoint_url: str | None = None, name: str = "signal-freshdesk-local",
-              visibility_timeout: int = 360, max_receive_count: int = 5,
-              idempotency: bool = True) -> StackResources:
+def provision(
+    secret: dict[str, Any],
+    *,
+    endpoint_url: str | None = None,
+    name: str = "signal-freshdesk-local",
+    visibility_timeout: int = 360,
+    max_receive_count: int = 5,
+    idempotency: bool = True,
+) -> StackResources:
     """Create what template.yaml creates. Works under `moto.mock_aws` (endpoint_url None) or against a server."""
     import boto3
 
@@ -57,19 +69,26 @@ def provision(secret: dict[str, Any], *, endpoint_url: str | None = None, name: 
     secret_arn = secrets.create_secret(Name=f"{name}/freshdesk", SecretString=json.dumps(secret))["ARN"]
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    retry_url = sqs.create_queue(QueueName=f"{name}-retry", Attributes={
-        "VisibilityTimeout": str(visibility_timeout),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
-    })["QueueUrl"]
+    retry_url = sqs.create_queue(
+        QueueName=f"{name}-retry",
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
+        },
+    )["QueueUrl"]
     table = ""
     if idempotency:
         table = f"{name}-idempotency"
         dynamodb = boto3.client("dynamodb", **kwargs)
-        dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                              AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                              KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
-        dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
-            "Enabled": True, "AttributeName": "expiration"})
+        dynamodb.create_table(
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        )
+        dynamodb.update_time_to_live(
+            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+        )
     return StackResources(secret_arn, retry_url, dlq_url, table)
 
 
@@ -80,7 +99,7 @@ class LocalAws:
         self._server = None
         self.endpoint_url = ""
 
-    def start(self) -> "LocalAws":
+    def start(self) -> LocalAws:
         from moto.server import ThreadedMotoServer
 
         for key, value in FAKE_CREDENTIALS.items():
@@ -99,7 +118,7 @@ class LocalAws:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> "LocalAws":
+    def __enter__(self) -> LocalAws:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

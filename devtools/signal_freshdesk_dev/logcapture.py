@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, TypeVar
 
 LOGGER_NAME = "signal-freshdesk"
 PROCESSED_MESSAGES = ("event processed", "retry processed")
@@ -25,15 +25,16 @@ def connector_logger() -> logging.Logger:
     return logging.getLogger(LOGGER_NAME)
 
 
-class LogCapture(logging.Handler, Generic[T]):
+class LogCapture[T](logging.Handler):
     """A handler for the connector's logger: `take(record)` for each record at `level` or above.
 
     With `contain_errors`, an exception raised by `take` is reported by logging (handleError) instead
     of reaching the code that logged: a printing problem must never break a handler.
     """
 
-    def __init__(self, take: Callable[[logging.LogRecord], T | None], *, level: int = logging.INFO,
-                 contain_errors: bool = False) -> None:
+    def __init__(
+        self, take: Callable[[logging.LogRecord], T | None], *, level: int = logging.INFO, contain_errors: bool = False
+    ) -> None:
         super().__init__(level=level)
         self.take = take
         self.contain_errors = contain_errors
@@ -88,8 +89,11 @@ StreamSwap = list[tuple[logging.StreamHandler, Any]]
 
 def redirect_streams(stream: IO[str]) -> StreamSwap:
     """Point the connector's stream handlers (its stdout JSON lines; not file handlers) at `stream`."""
-    return [(handler, handler.setStream(stream)) for handler in connector_logger().handlers
-            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)]
+    return [
+        (handler, handler.setStream(stream))
+        for handler in connector_logger().handlers
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+    ]
 
 
 def restore_streams(saved: StreamSwap) -> None:

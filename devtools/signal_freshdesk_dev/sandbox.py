@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -70,7 +70,7 @@ _EMPTY = object()  # marker: answer with an empty body
 
 def _now_iso(previous: str | None = None) -> str:
     """UTC timestamp with millisecond precision and a Z; strictly later than ``previous``."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     if previous:
         try:
@@ -108,7 +108,7 @@ def _is_int(value: Any) -> bool:
 class _Fault:
     """A counted fault: ``remaining`` None means until cleared."""
 
-    __slots__ = ("remaining", "data")
+    __slots__ = ("data", "remaining")
 
     def __init__(self, remaining: int | None, data: Any) -> None:
         self.remaining = remaining
@@ -120,7 +120,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024
 
-    def __init__(self, address, handler, sandbox: "FreshdeskSandbox") -> None:
+    def __init__(self, address, handler, sandbox: FreshdeskSandbox) -> None:
         self.sandbox = sandbox
         self.open_connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -166,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.connections_lock:
                 self.server.open_connections.discard(self.connection)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def do_GET(self) -> None:
@@ -267,8 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
 
-    def _api(self, sandbox: "FreshdeskSandbox", method: str, path: str, query: str, body: bytes,
-             received: float) -> None:
+    def _api(self, sandbox: FreshdeskSandbox, method: str, path: str, query: str, body: bytes, received: float) -> None:
         drop, delay = sandbox._take_transport_faults()
         if drop:
             sandbox._log(method, path, query, None, received)
@@ -276,8 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if delay > 0:
             time.sleep(delay)
-        status, payload, headers = sandbox._handle_api(method, path, query, body,
-                                                       self.headers.get("Authorization"))
+        status, payload, headers = sandbox._handle_api(method, path, query, body, self.headers.get("Authorization"))
         sandbox._log(method, path, query, status, received)
         self._send(status, payload, headers)
 
@@ -285,11 +283,18 @@ class _Handler(BaseHTTPRequestHandler):
 class FreshdeskSandbox:
     """An in-process fake of Freshdesk's contacts API, served over real HTTP."""
 
-    def __init__(self, api_key: str = "sandbox-api-key", *, host: str = "127.0.0.1", port: int = 0,
-                 rate_limit: int = 400, window_seconds: float = 60.0,
-                 custom_fields: Iterable[str] = ("signup_method",),
-                 unique_external_id_enabled: bool = True,
-                 company_ids: Iterable[int] = (1, 2, 3)) -> None:
+    def __init__(
+        self,
+        api_key: str = "sandbox-api-key",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate_limit: int = 400,
+        window_seconds: float = 60.0,
+        custom_fields: Iterable[str] = ("signup_method",),
+        unique_external_id_enabled: bool = True,
+        company_ids: Iterable[int] = (1, 2, 3),
+    ) -> None:
         self.api_key = api_key
         self.host = host
         self.port = port
@@ -305,14 +310,17 @@ class FreshdeskSandbox:
             self._reset_locked()
 
     # -- lifecycle --------------------------------------------------------------------------
-    def start(self) -> "FreshdeskSandbox":
+    def start(self) -> FreshdeskSandbox:
         if self._server is not None:
             raise RuntimeError("sandbox already started")
         server = _Server((self.host, self.port), _Handler, self)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"freshdesk-sandbox-{server.server_address[1]}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"freshdesk-sandbox-{server.server_address[1]}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -328,7 +336,7 @@ class FreshdeskSandbox:
         if thread is not None:
             thread.join(timeout=5)
 
-    def __enter__(self) -> "FreshdeskSandbox":
+    def __enter__(self) -> FreshdeskSandbox:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -346,8 +354,7 @@ class FreshdeskSandbox:
     # -- inspection -------------------------------------------------------------------------
     def contacts(self, include_deleted: bool = False) -> list[dict]:
         with self._lock:
-            return [copy.deepcopy(c) for _, c in sorted(self._contacts.items())
-                    if include_deleted or not c["deleted"]]
+            return [copy.deepcopy(c) for _, c in sorted(self._contacts.items()) if include_deleted or not c["deleted"]]
 
     def requests(self) -> list[dict]:
         with self._lock:
@@ -369,8 +376,9 @@ class FreshdeskSandbox:
         self._window_used = 0
 
     # -- fault injection --------------------------------------------------------------------
-    def fail_next(self, status: int = 503, count: int | None = 1, body: dict | None = None,
-                  retry_after: int | None = None) -> None:
+    def fail_next(
+        self, status: int = 503, count: int | None = 1, body: dict | None = None, retry_after: int | None = None
+    ) -> None:
         with self._lock:
             self._fail = _Fault(count, (int(status), body, retry_after))
 
@@ -441,8 +449,7 @@ class FreshdeskSandbox:
 
     def _log(self, method: str, path: str, query: str, status: int | None, received: float) -> None:
         with self._lock:
-            self._requests.append({"method": method, "path": path, "query": query,
-                                   "status": status, "time": received})
+            self._requests.append({"method": method, "path": path, "query": query, "status": status, "time": received})
 
     # -- the API ----------------------------------------------------------------------------
     def _authorised(self, header: str | None) -> bool:
@@ -460,15 +467,15 @@ class FreshdeskSandbox:
             return False
         return hmac.compare_digest(user.encode("utf-8"), str(self.api_key).encode("utf-8"))
 
-    def _handle_api(self, method: str, path: str, query: str, body: bytes,
-                    authorization: str | None) -> tuple[int, Any, dict[str, str]]:
+    def _handle_api(
+        self, method: str, path: str, query: str, body: bytes, authorization: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
             now = time.monotonic()
             if self._window_start is None or now >= self._window_start + self._window:
                 self._window_start = now
                 self._window_used = 0
-            headers = {"X-RateLimit-Total": str(self._rate_limit),
-                       "X-RateLimit-Used-CurrentRequest": "1"}
+            headers = {"X-RateLimit-Total": str(self._rate_limit), "X-RateLimit-Used-CurrentRequest": "1"}
             if self._window_used >= self._rate_limit:
                 wait = max(1, math.ceil(self._window_start + self._window - now))
                 headers["X-RateLimit-Remaining"] = "0"
@@ -530,8 +537,11 @@ class FreshdeskSandbox:
 
     @staticmethod
     def _method_not_allowed(method: str, allow: str) -> tuple[int, Any, dict]:
-        return 405, {"message": f"{method} method is not allowed. It should be one of these method(s): {allow}"}, \
-            {"Allow": allow}
+        return (
+            405,
+            {"message": f"{method} method is not allowed. It should be one of these method(s): {allow}"},
+            {"Allow": allow},
+        )
 
     @staticmethod
     def _parse_object(body: bytes) -> tuple[dict | None, list[dict]]:
@@ -540,8 +550,7 @@ class FreshdeskSandbox:
         except (UnicodeDecodeError, ValueError) as exc:
             return None, [_error("", f"Request body has invalid json format: {exc}", "invalid_json")]
         if not isinstance(data, dict):
-            return None, [_error("", "Request body has invalid json format: expected a JSON object",
-                                 "invalid_json")]
+            return None, [_error("", "Request body has invalid json format: expected a JSON object", "invalid_json")]
         return data, []
 
     def _validate(self, data: dict, *, creating: bool) -> list[dict]:
@@ -560,8 +569,13 @@ class FreshdeskSandbox:
                 if not isinstance(value, str):
                     errors.append(_error(key, MSG_STRING, "datatype_mismatch"))
                 elif len(value) > MAX_TEXT:
-                    errors.append(_error(key, f"Has {len(value)} characters, it can have maximum of "
-                                              f"{MAX_TEXT} characters", "invalid_value"))
+                    errors.append(
+                        _error(
+                            key,
+                            f"Has {len(value)} characters, it can have maximum of {MAX_TEXT} characters",
+                            "invalid_value",
+                        )
+                    )
                 elif key == "name" and not value.strip():
                     if creating:
                         errors.append(_error("name", "It should not be blank", "missing_field"))
@@ -573,16 +587,22 @@ class FreshdeskSandbox:
                 if not isinstance(value, str):
                     errors.append(_error(key, MSG_STRING, "datatype_mismatch"))
             elif key == "tags":
-                if not (isinstance(value, list)
-                        and all(isinstance(t, str) and len(t) <= MAX_TAG and "," not in t for t in value)):
-                    errors.append(_error("tags", f"It should be an array of strings, each at most {MAX_TAG} "
-                                                 "characters and without commas", "invalid_value"))
+                if not (
+                    isinstance(value, list)
+                    and all(isinstance(t, str) and len(t) <= MAX_TAG and "," not in t for t in value)
+                ):
+                    errors.append(
+                        _error(
+                            "tags",
+                            f"It should be an array of strings, each at most {MAX_TAG} characters and without commas",
+                            "invalid_value",
+                        )
+                    )
             elif key == "company_id":
                 if not _is_int(value) or value <= 0:
                     errors.append(_error(key, "It should be a/an Positive Integer", "datatype_mismatch"))
                 elif value not in self.company_ids:
-                    errors.append(_error(key, "There is no company matching the given company_id",
-                                         "absent_in_db"))
+                    errors.append(_error(key, "There is no company matching the given company_id", "absent_in_db"))
             elif key == "custom_fields":
                 if not isinstance(value, dict):
                     errors.append(_error(key, "It should be a/an key/value pair", "datatype_mismatch"))
@@ -595,8 +615,13 @@ class FreshdeskSandbox:
                     elif not isinstance(cf_value, str):
                         errors.append(_error(cf_key, MSG_STRING, "datatype_mismatch"))
                     elif len(cf_value) > MAX_TEXT:
-                        errors.append(_error(cf_key, f"Has {len(cf_value)} characters, it can have maximum "
-                                                     f"of {MAX_TEXT} characters", "invalid_value"))
+                        errors.append(
+                            _error(
+                                cf_key,
+                                f"Has {len(cf_value)} characters, it can have maximum of {MAX_TEXT} characters",
+                                "invalid_value",
+                            )
+                        )
             elif key == "other_emails":
                 if not isinstance(value, list):
                     errors.append(_error(key, "It should be a/an Array", "datatype_mismatch"))
@@ -608,17 +633,20 @@ class FreshdeskSandbox:
             elif key == "other_companies":
                 if not isinstance(value, list):
                     errors.append(_error(key, "It should be a/an Array", "datatype_mismatch"))
-                elif not all(isinstance(c, dict) and _is_int(c.get("company_id"))
-                             and c["company_id"] in self.company_ids for c in value):
-                    errors.append(_error(key, "There is no company matching the given company_id",
-                                         "invalid_value"))
+                elif not all(
+                    isinstance(c, dict) and _is_int(c.get("company_id")) and c["company_id"] in self.company_ids
+                    for c in value
+                ):
+                    errors.append(_error(key, "There is no company matching the given company_id", "invalid_value"))
         if creating:
             if "name" not in data:
                 errors.append(_error("name", "Mandatory attribute missing", "missing_field"))
             has_identifier = any(
-                isinstance(data.get(f), str) and data[f].strip()
+                isinstance(data.get(f), str)
+                and data[f].strip()
                 and (f != "unique_external_id" or self.unique_external_id_enabled)
-                for f in IDENTIFIER_FIELDS)
+                for f in IDENTIFIER_FIELDS
+            )
             if not has_identifier:
                 errors.append(_error("email", MSG_IDENTIFIER, "missing_field"))
         return errors
@@ -656,8 +684,9 @@ class FreshdeskSandbox:
             key = value.lower() if field == "email" else value
             holders = self._index[field].get(key, set()) - {exclude_id}
             if holders:
-                errors.append(_error(field, MSG_DUPLICATE, "duplicate_value",
-                                     additional_info={"user_id": min(holders)}))
+                errors.append(
+                    _error(field, MSG_DUPLICATE, "duplicate_value", additional_info={"user_id": min(holders)})
+                )
         return errors
 
     @staticmethod
@@ -719,8 +748,14 @@ class FreshdeskSandbox:
             return 404, _EMPTY, {}
         if contact["deleted"] or contact_id in self._blocked:
             state = "deleted" if contact["deleted"] else "blocked"
-            return 405, {"message": f"PUT method is not allowed on a {state} contact. "
-                                    "It should be one of these method(s): GET"}, {"Allow": "GET"}
+            return (
+                405,
+                {
+                    "message": f"PUT method is not allowed on a {state} contact. "
+                    "It should be one of these method(s): GET"
+                },
+                {"Allow": "GET"},
+            )
         data, errors = self._parse_object(body)
         if data is None:
             return 400, _validation_failed(errors), {}
@@ -746,8 +781,14 @@ class FreshdeskSandbox:
         if contact is None:
             return 404, _EMPTY, {}
         if contact["deleted"]:
-            return 405, {"message": "DELETE method is not allowed on a deleted contact. "
-                                    "It should be one of these method(s): GET"}, {"Allow": "GET"}
+            return (
+                405,
+                {
+                    "message": "DELETE method is not allowed on a deleted contact. "
+                    "It should be one of these method(s): GET"
+                },
+                {"Allow": "GET"},
+            )
         contact["deleted"] = True
         contact["updated_at"] = _now_iso(contact["updated_at"])
         return 204, _EMPTY, {}
@@ -773,35 +814,73 @@ class FreshdeskSandbox:
                 page = int(params.get("page", ["1"])[-1])
                 per_page = int(params.get("per_page", ["30"])[-1])
             except ValueError:
-                return 400, _validation_failed([_error("page", "It should be a/an Positive Integer",
-                                                       "datatype_mismatch")]), {}
+                return (
+                    400,
+                    _validation_failed([_error("page", "It should be a/an Positive Integer", "datatype_mismatch")]),
+                    {},
+                )
             if page < 1 or not 1 <= per_page <= 100:
-                return 400, _validation_failed([_error("per_page", "It should be a Positive Integer less "
-                                                       "than or equal to 100", "invalid_value")]), {}
-            found = found[(page - 1) * per_page: page * per_page]
+                return (
+                    400,
+                    _validation_failed(
+                        [
+                            _error(
+                                "per_page", "It should be a Positive Integer less than or equal to 100", "invalid_value"
+                            )
+                        ]
+                    ),
+                    {},
+                )
+            found = found[(page - 1) * per_page : page * per_page]
         return 200, copy.deepcopy(found), {}
 
     def _contact_fields(self) -> list[dict]:
         defaults = [
-            ("name", "Full name"), ("job_title", "Title"), ("email", "Email"),
-            ("phone", "Work phone"), ("mobile", "Mobile phone"), ("twitter_id", "Twitter"),
-            ("company_name", "Company"), ("address", "Address"), ("time_zone", "Time zone"),
-            ("language", "Language"), ("tag_names", "Tags"), ("description", "About"),
+            ("name", "Full name"),
+            ("job_title", "Title"),
+            ("email", "Email"),
+            ("phone", "Work phone"),
+            ("mobile", "Mobile phone"),
+            ("twitter_id", "Twitter"),
+            ("company_name", "Company"),
+            ("address", "Address"),
+            ("time_zone", "Time zone"),
+            ("language", "Language"),
+            ("tag_names", "Tags"),
+            ("description", "About"),
         ]
         if self.unique_external_id_enabled:
             defaults.append(("unique_external_id", "Unique external ID"))
         fields = []
         for position, (name, label) in enumerate(defaults, start=1):
-            fields.append({"id": position, "name": name, "label": label, "position": position,
-                           "default": True, "type": f"default_{name}", "required_for_agents": name == "name"})
+            fields.append(
+                {
+                    "id": position,
+                    "name": name,
+                    "label": label,
+                    "position": position,
+                    "default": True,
+                    "type": f"default_{name}",
+                    "required_for_agents": name == "name",
+                }
+            )
         for offset, name in enumerate(self.custom_fields, start=len(fields) + 1):
-            fields.append({"id": offset, "name": name, "label": name, "position": offset,
-                           "default": False, "type": "custom_text", "required_for_agents": False})
+            fields.append(
+                {
+                    "id": offset,
+                    "name": name,
+                    "label": name,
+                    "position": offset,
+                    "default": False,
+                    "type": "custom_text",
+                    "required_for_agents": False,
+                }
+            )
         return fields
 
     # -- admin ------------------------------------------------------------------------------
     def _admin(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Any, dict]:
-        route = path[len("/_sandbox"):].strip("/")
+        route = path[len("/_sandbox") :].strip("/")
         if route == "contacts" and method == "GET":
             params = parse_qs(query)
             include = params.get("include_deleted", ["false"])[-1].lower() in ("1", "true", "yes")
@@ -831,14 +910,17 @@ class FreshdeskSandbox:
         if unknown:
             return 400, _validation_failed([_error(k, MSG_INVALID_FIELD, "invalid_field") for k in unknown]), {}
         if "mode" in data and data["mode"] not in MODES:
-            return 400, _validation_failed([_error("mode", f"It should be one of {list(MODES)}",
-                                                   "invalid_value")]), {}
+            return 400, _validation_failed([_error("mode", f"It should be one of {list(MODES)}", "invalid_value")]), {}
         try:
             if data.get("clear"):
                 self.clear_faults()
             if data.get("fail_status") is not None:
-                self.fail_next(int(data["fail_status"]), count=data.get("count", 1),
-                               body=data.get("body"), retry_after=data.get("retry_after"))
+                self.fail_next(
+                    int(data["fail_status"]),
+                    count=data.get("count", 1),
+                    body=data.get("body"),
+                    retry_after=data.get("retry_after"),
+                )
             if data.get("delay") is not None:
                 self.delay(float(data["delay"]), count=data.get("count"))
             if "drop" in data:
@@ -855,22 +937,38 @@ class FreshdeskSandbox:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m signal_freshdesk_dev.sandbox",
-                                     description="Local stand-in for Freshdesk's contacts API v2.")
+    parser = argparse.ArgumentParser(
+        prog="python -m signal_freshdesk_dev.sandbox", description="Local stand-in for Freshdesk's contacts API v2."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--api-key", default="sandbox-api-key")
     parser.add_argument("--rate-limit", type=int, default=400, help="calls per window (default 400)")
     parser.add_argument("--window", type=float, default=60.0, help="window length in seconds (default 60)")
-    parser.add_argument("--custom-field", action="append", dest="custom_fields",
-                        help="a custom contact field name (repeatable; default signup_method)")
-    parser.add_argument("--no-unique-external-id", action="store_true",
-                        help="behave like an account without the unique external id feature")
-    parser.add_argument("--company-id", action="append", type=int, dest="company_ids",
-                        help="an existing company id (repeatable; default 1, 2, 3)")
+    parser.add_argument(
+        "--custom-field",
+        action="append",
+        dest="custom_fields",
+        help="a custom contact field name (repeatable; default signup_method)",
+    )
+    parser.add_argument(
+        "--no-unique-external-id",
+        action="store_true",
+        help="behave like an account without the unique external id feature",
+    )
+    parser.add_argument(
+        "--company-id",
+        action="append",
+        type=int,
+        dest="company_ids",
+        help="an existing company id (repeatable; default 1, 2, 3)",
+    )
     args = parser.parse_args(argv)
     sandbox = FreshdeskSandbox(
-        args.api_key, host=args.host, port=args.port, rate_limit=args.rate_limit,
+        args.api_key,
+        host=args.host,
+        port=args.port,
+        rate_limit=args.rate_limit,
         window_seconds=args.window,
         custom_fields=args.custom_fields if args.custom_fields else ("signup_method",),
         unique_external_id_enabled=not args.no_unique_external_id,

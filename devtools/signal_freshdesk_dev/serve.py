@@ -24,9 +24,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator, Mapping, TextIO
+from typing import Any, TextIO
 from urllib.parse import parse_qs
 
 from signal_freshdesk.core.credentials import parse_credentials
@@ -53,13 +54,26 @@ STACK_NAME = "signal-freshdesk-local"
 
 # The functions see the developer's shell, except where serve sets a value: these it takes from the
 # shell when they are set there, instead of the template's or its own local default.
-PASSTHROUGH_SETTINGS = ("CONSENT_MODE", "DEFAULT_PHONE_REGION", "MAX_ATTEMPTS", "MAX_RETRY_AGE_SECONDS",
-                        "RETRY_BASE_SECONDS", "BATCH_CONCURRENCY", "FRESHDESK_CONNECT_TIMEOUT",
-                        "FRESHDESK_READ_TIMEOUT", "SECRET_MAX_AGE_SECONDS", "POWERTOOLS_LOG_LEVEL")
+PASSTHROUGH_SETTINGS = (
+    "CONSENT_MODE",
+    "DEFAULT_PHONE_REGION",
+    "MAX_ATTEMPTS",
+    "MAX_RETRY_AGE_SECONDS",
+    "RETRY_BASE_SECONDS",
+    "BATCH_CONCURRENCY",
+    "FRESHDESK_CONNECT_TIMEOUT",
+    "FRESHDESK_READ_TIMEOUT",
+    "SECRET_MAX_AGE_SECONDS",
+    "POWERTOOLS_LOG_LEVEL",
+)
 # Local defaults: retries back off from 1 s (10 s deployed) so the drain is visible while you watch;
 # there is no Parameters and Secrets extension on a laptop.
-LOCAL_DEFAULTS = {"RETRY_BASE_SECONDS": "1", "POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_METRICS_DISABLED": "true",
-                  "SECRETS_EXTENSION": "off"}
+LOCAL_DEFAULTS = {
+    "RETRY_BASE_SECONDS": "1",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "SECRETS_EXTENSION": "off",
+}
 # Variables that would send the functions' boto3 calls somewhere other than the embedded moto.
 ENDPOINT_OVERRIDES = ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 JSON_CONTENT = "application/json"
@@ -69,7 +83,7 @@ class ServeError(Exception):
     """serve cannot start; the message says why."""
 
 
-def event_line(serve: "LocalServe", record: logging.LogRecord) -> None:
+def event_line(serve: LocalServe, record: logging.LogRecord) -> None:
     """Print one line for a handler's structured log record (ids and outcomes only)."""
     message = record.getMessage()
     if is_processed(record):
@@ -80,8 +94,13 @@ def event_line(serve: "LocalServe", record: logging.LogRecord) -> None:
             detail = f"{detail}  attempts={attempts}".strip()
         if getattr(record, "duplicate", False):
             detail = f"{detail}  duplicate: answered from the idempotency record".strip()
-        serve.say(source, getattr(record, "messageId", ""), getattr(record, "outcome", ""),
-                  getattr(record, "status", None), detail)
+        serve.say(
+            source,
+            getattr(record, "messageId", ""),
+            getattr(record, "outcome", ""),
+            getattr(record, "status", None),
+            detail,
+        )
     elif record.levelno >= logging.WARNING:
         # The connector's warnings and errors are fixed texts; their extras may not be, so only
         # the field names of a dropped-fields warning are added.
@@ -95,7 +114,7 @@ class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], serve: "LocalServe") -> None:
+    def __init__(self, address: tuple[str, int], serve: LocalServe) -> None:
         self.serve = serve
         super().__init__(address, _WebhookRequest)
 
@@ -110,7 +129,7 @@ class _WebhookRequest(BaseHTTPRequestHandler):
 
     server: _HttpServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # serve prints its own lines
 
     def version_string(self) -> str:
@@ -134,8 +153,9 @@ class _WebhookRequest(BaseHTTPRequestHandler):
             body = self._read_body()
             if body is None:
                 return
-            event = http_api_event(body or None, self._lambda_headers(), method=self.command, path=path,
-                                   source_ip=self.client_address[0])
+            event = http_api_event(
+                body or None, self._lambda_headers(), method=self.command, path=path, source_ip=self.client_address[0]
+            )
             self._add_query_and_cookies(event, query)
             status, headers, payload = serve.invoke_ingest(event)
             self._reply(status, headers, payload, request_id=event["requestContext"]["requestId"])
@@ -197,8 +217,9 @@ class _WebhookRequest(BaseHTTPRequestHandler):
     def _add_query_and_cookies(event: dict[str, Any], query: str) -> None:
         if query:
             event["rawQueryString"] = query
-            event["queryStringParameters"] = {k: ",".join(v) for k, v in
-                                              parse_qs(query, keep_blank_values=True).items()}
+            event["queryStringParameters"] = {
+                k: ",".join(v) for k, v in parse_qs(query, keep_blank_values=True).items()
+            }
         cookie = event["headers"].pop("cookie", None)
         if cookie:
             event["cookies"] = [part.strip() for part in cookie.split(";") if part.strip()]
@@ -221,12 +242,22 @@ class _WebhookRequest(BaseHTTPRequestHandler):
 class LocalServe:
     """The local stack: webhook server, drain thread, embedded AWS and Freshdesk, started and stopped as one."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 webhook_token: str = LOCAL_WEBHOOK_TOKEN, sandbox: FreshdeskSandbox | None = None,
-                 real_freshdesk: tuple[str, str] | None = None, out: TextIO | None = None,
-                 log_path: Path | None = LOG_FILE, state_path: Path | None = STATE_FILE,
-                 poll_interval: float = 0.5, settings_env: Mapping[str, str] | None = None,
-                 signing_secret: str = "", stack_name: str = STACK_NAME) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        webhook_token: str = LOCAL_WEBHOOK_TOKEN,
+        sandbox: FreshdeskSandbox | None = None,
+        real_freshdesk: tuple[str, str] | None = None,
+        out: TextIO | None = None,
+        log_path: Path | None = LOG_FILE,
+        state_path: Path | None = STATE_FILE,
+        poll_interval: float = 0.5,
+        settings_env: Mapping[str, str] | None = None,
+        signing_secret: str = "",
+        stack_name: str = STACK_NAME,
+    ) -> None:
         self.host = host
         self.signing_secret = signing_secret
         self.stack_name = stack_name
@@ -238,8 +269,10 @@ class LocalServe:
         self.state_path = state_path
         self.poll_interval = poll_interval
         source_env = os.environ if settings_env is None else settings_env
-        self.settings_env = {**LOCAL_DEFAULTS,
-                             **{k: source_env[k] for k in PASSTHROUGH_SETTINGS if source_env.get(k, "").strip()}}
+        self.settings_env = {
+            **LOCAL_DEFAULTS,
+            **{k: source_env[k] for k in PASSTHROUGH_SETTINGS if source_env.get(k, "").strip()},
+        }
         self.sandbox = sandbox
         self._own_sandbox = sandbox is None and real_freshdesk is None
         self.aws: LocalAws | None = None
@@ -261,7 +294,7 @@ class LocalServe:
         self._ingest = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "LocalServe":
+    def start(self) -> LocalServe:
         secret = self._secret()
         try:
             Settings.from_env(self.settings_env)
@@ -270,8 +303,10 @@ class LocalServe:
         try:
             self._server = _HttpServer((self.host, self.port), self)
         except OSError as exc:
-            raise ServeError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
-                             " (is another serve or sam local start-api running? try --port)") from None
+            raise ServeError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+                " (is another serve or sam local start-api running? try --port)"
+            ) from None
         self._started = True
         try:
             self._start_backends(secret)
@@ -285,17 +320,21 @@ class LocalServe:
             domain, api_key = self.real_freshdesk
             secret = local_secret(domain=domain, api_key=api_key, webhook_token=self.webhook_token)
         else:
-            secret = local_secret(api_key=self.sandbox.api_key if self.sandbox else "sandbox-api-key",
-                                  webhook_token=self.webhook_token)
+            secret = local_secret(
+                api_key=self.sandbox.api_key if self.sandbox else "sandbox-api-key", webhook_token=self.webhook_token
+            )
         if self.signing_secret:
             secret["signing_secret"] = self.signing_secret
         try:
             creds = parse_credentials(secret)  # the same validation the functions apply
         except ConfigError as exc:
-            raise ServeError(str(exc).replace("the secret's 'webhook_token'", "WEBHOOK_TOKEN")
-                             .replace("the secret's 'signing_secret'", "WEBHOOK_SIGNING_SECRET")
-                             .replace("the secret's 'domain'", "FRESHDESK_DOMAIN")
-                             .replace("the secret's 'api_key'", "FRESHDESK_API_KEY")) from None
+            raise ServeError(
+                str(exc)
+                .replace("the secret's 'webhook_token'", "WEBHOOK_TOKEN")
+                .replace("the secret's 'signing_secret'", "WEBHOOK_SIGNING_SECRET")
+                .replace("the secret's 'domain'", "FRESHDESK_DOMAIN")
+                .replace("the secret's 'api_key'", "FRESHDESK_API_KEY")
+            ) from None
         return {**secret, "domain": creds.domain, "api_key": creds.api_key, "webhook_token": creds.webhook_token}
 
     def _start_backends(self, secret: dict[str, str]) -> None:
@@ -311,26 +350,29 @@ class LocalServe:
         if self._own_sandbox:
             self.sandbox = FreshdeskSandbox(api_key=secret["api_key"]).start()
         self.aws = LocalAws().start()
-        self.resources = provision(secret, endpoint_url=self.aws.endpoint_url, name=self.stack_name,
-                                   visibility_timeout=30)
+        self.resources = provision(
+            secret, endpoint_url=self.aws.endpoint_url, name=self.stack_name, visibility_timeout=30
+        )
         os.environ.update(self.aws.environment())
-        os.environ.update(self.resources.environment(freshdesk_base_url=self.freshdesk_base_url,
-                                                     **self.settings_env))
+        os.environ.update(self.resources.environment(freshdesk_base_url=self.freshdesk_base_url, **self.settings_env))
         from signal_freshdesk.runtime import reset_runtime
 
         reset_runtime()
         self._ingest, retry = ingest_handler(), retry_handler()  # importing them creates the functions' logger
         self._capture_logs()
-        self.sqs = boto3.client("sqs", region_name=REGION, endpoint_url=self.aws.endpoint_url,
-                                aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                                aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
-        source = SqsEventSource(self.sqs, self.resources.retry_queue_url, retry,
-                                function_timeout=RETRY_TIMEOUT_SECONDS)
-        self._drain_thread = threading.Thread(target=self._drain, args=(source,), name="serve-retry-drain",
-                                              daemon=True)
+        self.sqs = boto3.client(
+            "sqs",
+            region_name=REGION,
+            endpoint_url=self.aws.endpoint_url,
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        source = SqsEventSource(self.sqs, self.resources.retry_queue_url, retry, function_timeout=RETRY_TIMEOUT_SECONDS)
+        self._drain_thread = threading.Thread(target=self._drain, args=(source,), name="serve-retry-drain", daemon=True)
         self._drain_thread.start()
-        self._server_thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                               name="serve-http", daemon=True)
+        self._server_thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="serve-http", daemon=True
+        )
         self._server_thread.start()
         self._write_state()
 
@@ -363,7 +405,7 @@ class LocalServe:
 
             reset_runtime()
 
-    def __enter__(self) -> "LocalServe":
+    def __enter__(self) -> LocalServe:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -405,8 +447,9 @@ class LocalServe:
         if self.freshdesk_base_url:
             freshdesk = f"the sandbox at {self.freshdesk_base_url} (no real account is called)"
         else:
-            freshdesk = (f"https://{self._secret_domain()}.freshdesk.com — a REAL account: "
-                         "events you send create real contacts")
+            freshdesk = (
+                f"https://{self._secret_domain()}.freshdesk.com — a REAL account: events you send create real contacts"
+            )
         lines = [
             "signal-freshdesk local webhook (the real ingest and retry handlers; Ctrl-C stops it)",
             f"  webhook    POST {self.url}   Authorization: Bearer {token}",
@@ -428,8 +471,7 @@ class LocalServe:
     def say(self, source: str, message_id: Any, outcome: Any, status: Any, detail: str = "") -> None:
         stamp = time.strftime("%H:%M:%S")
         status_text = "-" if status in (None, "") else str(status)
-        line = (f"  {stamp:<8}  {source:<6}  {str(message_id or '-'):<36}  {str(outcome):<12}  "
-                f"{status_text:<6}  {detail}")
+        line = f"  {stamp:<8}  {source:<6}  {message_id or '-'!s:<36}  {outcome!s:<12}  {status_text:<6}  {detail}"
         with self._print_lock:
             self.out.write(line.rstrip() + "\n")
             self.out.flush()
@@ -537,15 +579,22 @@ class LocalServe:
             left = {}
             for name, url in (("retry queue", self.resources.retry_queue_url), ("DLQ", self.resources.dlq_url)):
                 attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-                left[name] = sum(int(attrs.get(k, 0)) for k in ("ApproximateNumberOfMessages",
-                                                                 "ApproximateNumberOfMessagesNotVisible",
-                                                                 "ApproximateNumberOfMessagesDelayed"))
+                left[name] = sum(
+                    int(attrs.get(k, 0))
+                    for k in (
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                        "ApproximateNumberOfMessagesDelayed",
+                    )
+                )
         except Exception:
             return
         if any(left.values()):
             with self._print_lock:
-                self.out.write(f"  discarded with the embedded AWS: {left['retry queue']} message(s) in the retry "
-                               f"queue, {left['DLQ']} in the DLQ\n")
+                self.out.write(
+                    f"  discarded with the embedded AWS: {left['retry queue']} message(s) in the retry "
+                    f"queue, {left['DLQ']} in the DLQ\n"
+                )
 
 
 def _shown(path: Path) -> str:
@@ -574,9 +623,13 @@ def serve_client(state: dict[str, Any], service: str) -> Any:
     """A boto3 client for the embedded AWS of a running `make serve` (from read_state)."""
     import boto3
 
-    return boto3.client(service, region_name=state["region"], endpoint_url=state["aws_endpoint_url"],
-                        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    return boto3.client(
+        service,
+        region_name=state["region"],
+        endpoint_url=state["aws_endpoint_url"],
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def _process_exists(pid: int) -> bool:
@@ -594,21 +647,30 @@ def real_freshdesk_from_env(env: Mapping[str, str]) -> tuple[str, str] | None:
     if domain and api_key:
         return domain, api_key
     if domain or api_key:
-        raise ServeError("set both FRESHDESK_DOMAIN and FRESHDESK_API_KEY to use a real Freshdesk account, "
-                         "or neither to use the sandbox")
+        raise ServeError(
+            "set both FRESHDESK_DOMAIN and FRESHDESK_API_KEY to use a real Freshdesk account, "
+            "or neither to use the sandbox"
+        )
     return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m signal_freshdesk_dev.serve",
-                                     description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m signal_freshdesk_dev.serve", description=__doc__.strip().splitlines()[0]
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1: this machine only)")
-    parser.add_argument("--log-file", type=Path, default=LOG_FILE,
-                        help=f"where the functions' JSON log lines go (default {LOG_FILE})")
-    parser.add_argument("--state-file", type=Path, default=STATE_FILE,
-                        help=f"where the endpoint and queue URLs are written (default {STATE_FILE})")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    parser.add_argument(
+        "--log-file", type=Path, default=LOG_FILE, help=f"where the functions' JSON log lines go (default {LOG_FILE})"
+    )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=STATE_FILE,
+        help=f"where the endpoint and queue URLs are written (default {STATE_FILE})",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -618,11 +680,15 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        serve = LocalServe(host=args.host, port=args.port,
-                           webhook_token=os.environ.get("WEBHOOK_TOKEN", "").strip() or LOCAL_WEBHOOK_TOKEN,
-                           real_freshdesk=real_freshdesk_from_env(os.environ),
-                           signing_secret=os.environ.get("WEBHOOK_SIGNING_SECRET", "").strip(),
-                           log_path=args.log_file, state_path=args.state_file)
+        serve = LocalServe(
+            host=args.host,
+            port=args.port,
+            webhook_token=os.environ.get("WEBHOOK_TOKEN", "").strip() or LOCAL_WEBHOOK_TOKEN,
+            real_freshdesk=real_freshdesk_from_env(os.environ),
+            signing_secret=os.environ.get("WEBHOOK_SIGNING_SECRET", "").strip(),
+            log_path=args.log_file,
+            state_path=args.state_file,
+        )
         serve.start()
     except ServeError as exc:
         print(f"serve: {exc}", file=sys.stderr)

@@ -82,11 +82,14 @@ def test_a_connection_failure_is_reported_not_raised():
     assert "no answer" in out.getvalue() and "could not connect" in out.getvalue()
 
 
-@pytest.mark.parametrize("error, meaning", [
-    ("MaxRetryError: SSLError", "TLS handshake failed"),
-    ("MaxRetryError: NameResolutionError", "does not resolve"),
-    ("MaxRetryError: NewConnectionError", "could not connect"),
-])
+@pytest.mark.parametrize(
+    "error, meaning",
+    [
+        ("MaxRetryError: SSLError", "TLS handshake failed"),
+        ("MaxRetryError: NameResolutionError", "does not resolve"),
+        ("MaxRetryError: NewConnectionError", "could not connect"),
+    ],
+)
 def test_transport_errors_say_what_they_mean(error, meaning):
     assert meaning in check.describe_transport_error(error)
 
@@ -94,8 +97,11 @@ def test_transport_errors_say_what_they_mean(error, meaning):
 def test_the_fixes_are_the_readme_troubleshooting_tables_words():
     readme = (REPO_ROOT / "README.md").read_text()
     table = readme.split("### Troubleshooting", 1)[1]
-    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
-            for line in table.splitlines() if line.startswith("|")]
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in table.splitlines()
+        if line.startswith("|")
+    ]
     for status, (symptom, cause, fix) in check.TROUBLESHOOTING.items():
         assert [symptom, cause, fix] in rows, f"README troubleshooting row for {status} changed"
 
@@ -119,9 +125,15 @@ def test_a_deployed_stacks_secret_is_found_through_its_secretarn_output(stack):
     stack.set_secret(domain="https://acme.freshdesk.com", api_key="real-looking-key")
     cloudformation = boto3.client("cloudformation", region_name=REGION)
     name = f"check-{uuid.uuid4().hex[:8]}"
-    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps({
-        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
-        "Outputs": {"SecretArn": {"Value": stack.resources.secret_arn}}}))
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+                "Outputs": {"SecretArn": {"Value": stack.resources.secret_arn}},
+            }
+        ),
+    )
     target = check.target_from_stack(name, REGION)
     assert target.credentials.domain == "acme" and target.base_url_override == ""
     assert target.credentials.base_url() == "https://acme.freshdesk.com"

@@ -13,11 +13,25 @@ from signal_freshdesk_dev import dlq
 from signal_freshdesk_dev.local_aws import REGION
 
 # Everything in the samples that identifies a person, as sent and as normalised.
-PEOPLE = ("john.doe@example.com", "John.Doe@example.com", "John Doe", "+447700900123", "07700 900123",
-          "Head of Growth", "priya.shah@example.org", "Priya", "Shah", "+442079460958")
-UNKNOWN_COMPANY = {"type": "identify", "userId": "usr_900", "messageId": "c0ffee00-0000-4000-8000-000000000900",
-                   "traits": {"name": "Grace Hopper", "email": "grace@example.com", "company_id": 99},
-                   "context": {"consent": {"canonical": {"marketing": True}}}}
+PEOPLE = (
+    "john.doe@example.com",
+    "John.Doe@example.com",
+    "John Doe",
+    "+447700900123",
+    "07700 900123",
+    "Head of Growth",
+    "priya.shah@example.org",
+    "Priya",
+    "Shah",
+    "+442079460958",
+)
+UNKNOWN_COMPANY = {
+    "type": "identify",
+    "userId": "usr_900",
+    "messageId": "c0ffee00-0000-4000-8000-000000000900",
+    "traits": {"name": "Grace Hopper", "email": "grace@example.com", "company_id": 99},
+    "context": {"consent": {"canonical": {"marketing": True}}},
+}
 
 
 def park_forbidden(stack, *samples: str) -> None:
@@ -30,11 +44,13 @@ def park_forbidden(stack, *samples: str) -> None:
 
 
 def retry_messages(stack) -> list[dict]:
-    messages = stack.sqs.receive_message(QueueUrl=stack.resources.retry_queue_url, MaxNumberOfMessages=10,
-                                         MessageAttributeNames=["All"]).get("Messages", [])
+    messages = stack.sqs.receive_message(
+        QueueUrl=stack.resources.retry_queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    ).get("Messages", [])
     for message in messages:
-        stack.sqs.change_message_visibility(QueueUrl=stack.resources.retry_queue_url,
-                                            ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+        stack.sqs.change_message_visibility(
+            QueueUrl=stack.resources.retry_queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
     return messages
 
 
@@ -50,10 +66,15 @@ def listing(stack) -> tuple[list[dlq.Parked], str]:
 def test_list_shows_ids_outcome_status_and_codes_but_no_contact_data(stack):
     park_forbidden(stack, "signed-up", "identified")
     parked, text = listing(stack)
-    assert sorted(p.message_id for p in parked) == ["a1b2c3d4-e5f6-7890-abcd-ef1234567890",
-                                                    "b2c3d4e5-f6a7-4890-8bcd-ef1234567891"]
-    assert all((p.outcome, p.status, p.reason, p.freshdesk, p.attempts) ==
-               ("rejected", 403, "freshdesk_403", "access_denied", 1) for p in parked)
+    assert sorted(p.message_id for p in parked) == [
+        "a1b2c3d4-e5f6-7890-abcd-ef1234567890",
+        "b2c3d4e5-f6a7-4890-8bcd-ef1234567891",
+    ]
+    assert all(
+        (p.outcome, p.status, p.reason, p.freshdesk, p.attempts)
+        == ("rejected", 403, "freshdesk_403", "access_denied", 1)
+        for p in parked
+    )
     assert "Dead-letter queue: 2 parked" in text and "access_denied" in text
     for value in PEOPLE:
         assert value not in text
@@ -93,8 +114,9 @@ def test_an_exhausted_event_gets_a_fresh_retry_budget_and_is_delivered(stack, co
     assert answer["outcome"] == "rejected" and answer["reason"] == "retries_exhausted"
     [parked] = dlq.list_parked(stack.sqs, stack.resources.dlq_url, wait_seconds=0)
     assert (parked.outcome, parked.status, parked.attempts) == ("exhausted", 503, 1)
-    report = dlq.replay(stack.sqs, stack.resources.dlq_url, stack.resources.retry_queue_url,
-                        outcome="exhausted", wait_seconds=0)
+    report = dlq.replay(
+        stack.sqs, stack.resources.dlq_url, stack.resources.retry_queue_url, outcome="exhausted", wait_seconds=0
+    )
     assert len(report.replayed) == 1
     stack.drain()
     [contact] = stack.freshdesk.contacts()
@@ -121,10 +143,20 @@ def test_replay_filters_by_status_outcome_and_message_id(stack):
 
 def test_unreadable_messages_are_listed_but_never_replayed(stack):
     stack.sqs.send_message(QueueUrl=stack.resources.dlq_url, MessageBody="not an envelope: jane@example.com")
-    stack.sqs.send_message(QueueUrl=stack.resources.dlq_url, MessageBody=json.dumps({
-        "v": 1, "messageId": "", "outcome": "unreadable", "attempts": 0, "first_seen": time.time(),
-        "last_error": {"status": None, "reason": "unreadable_message", "error": "", "body": None},
-        "raw": '{"traits": {"email": "jane@example.com"}}'}))
+    stack.sqs.send_message(
+        QueueUrl=stack.resources.dlq_url,
+        MessageBody=json.dumps(
+            {
+                "v": 1,
+                "messageId": "",
+                "outcome": "unreadable",
+                "attempts": 0,
+                "first_seen": time.time(),
+                "last_error": {"status": None, "reason": "unreadable_message", "error": "", "body": None},
+                "raw": '{"traits": {"email": "jane@example.com"}}',
+            }
+        ),
+    )
     parked, text = listing(stack)
     assert [p.outcome for p in parked] == ["unreadable", "unreadable"]
     assert "jane@example.com" not in text and "never replayed" in text
@@ -143,8 +175,10 @@ def test_a_failed_send_leaves_the_event_parked(stack):
 
 
 def test_freshdesk_texts_that_could_echo_input_are_withheld():
-    body = {"description": "Validation failed for jane@example.com",
-            "errors": [{"field": "email", "message": "jane@example.com is invalid", "code": "invalid_value"}]}
+    body = {
+        "description": "Validation failed for jane@example.com",
+        "errors": [{"field": "email", "message": "jane@example.com is invalid", "code": "invalid_value"}],
+    }
     summary = dlq.freshdesk_summary(body)
     assert "jane" not in summary and "email:invalid_value" in summary
     assert dlq.freshdesk_summary("<html>upstream error for jane@example.com</html>") == "(a non-JSON body, not shown)"
@@ -154,10 +188,18 @@ def test_freshdesk_texts_that_could_echo_input_are_withheld():
 def test_the_command_finds_a_deployed_stacks_queues_through_its_outputs(stack):
     park_forbidden(stack, "signed-up")
     name = f"dlq-{uuid.uuid4().hex[:8]}"
-    boto3.client("cloudformation", region_name=REGION).create_stack(StackName=name, TemplateBody=json.dumps({
-        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
-        "Outputs": {"RetryQueueUrl": {"Value": stack.resources.retry_queue_url},
-                    "DeadLetterQueueUrl": {"Value": stack.resources.dlq_url}}}))
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+                "Outputs": {
+                    "RetryQueueUrl": {"Value": stack.resources.retry_queue_url},
+                    "DeadLetterQueueUrl": {"Value": stack.resources.dlq_url},
+                },
+            }
+        ),
+    )
     out = io.StringIO()
     assert dlq.main(["list", "--stack", name, "--region", REGION], out=out) == 0
     assert "Dead-letter queue: 1 parked" in out.getvalue()

@@ -7,6 +7,7 @@ import json
 import socket
 
 import pytest
+
 from signal_freshdesk_dev import explain
 from signal_freshdesk_dev.handlers import EVENTS_DIR
 from tests.samples import GUIDE_SIGNED_UP_BODY
@@ -21,8 +22,14 @@ SAMPLES = {
     "page-view.json": [("drop", "page_view")],
     "anonymous-track.json": [("drop", "anonymous")],
     "consent-denied.json": [("drop", "consent_denied")],
-    "batch.json": [("deliver", "sign_up"), ("deliver", "identify"), ("drop", "page_view"), ("drop", "anonymous"),
-                   ("drop", "consent_denied"), ("drop", "unsupported_event")],
+    "batch.json": [
+        ("deliver", "sign_up"),
+        ("deliver", "identify"),
+        ("drop", "page_view"),
+        ("drop", "anonymous"),
+        ("drop", "consent_denied"),
+        ("drop", "unsupported_event"),
+    ],
     "sqs-retry.json": [("deliver", "identify")],
 }
 NOT_EVENTS = {"env.local.json"}  # the sam local --env-vars example
@@ -30,8 +37,9 @@ NOT_EVENTS = {"env.local.json"}  # the sam local --env-vars example
 
 def run(*argv: str, env: dict | None = None, stdin: str | None = None) -> tuple[int, str]:
     out = io.StringIO()
-    code = explain.main(list(argv), out=out, env=env if env is not None else {},
-                       stdin=io.StringIO(stdin) if stdin is not None else None)
+    code = explain.main(
+        list(argv), out=out, env=env if env is not None else {}, stdin=io.StringIO(stdin) if stdin is not None else None
+    )
     return code, out.getvalue()
 
 
@@ -48,8 +56,9 @@ def test_every_sample_in_events_is_covered():
 @pytest.mark.parametrize("sample", sorted(SAMPLES))
 def test_each_sample_gets_the_presets_decision(sample):
     result = run_json(str(EVENTS_DIR / sample))
-    decisions = [(e["decision"], e["operation"] if e["decision"] == "deliver" else e["reason"])
-                 for e in result["events"]]
+    decisions = [
+        (e["decision"], e["operation"] if e["decision"] == "deliver" else e["reason"]) for e in result["events"]
+    ]
     assert decisions == SAMPLES[sample]
     for event in result["events"]:
         if event["decision"] == "deliver":
@@ -67,8 +76,11 @@ def test_signed_up_becomes_exactly_the_guides_body_and_a_409_is_final():
     assert event["request"]["body"] == GUIDE_BODY
     assert list(event["request"]["body"]) == list(GUIDE_BODY)  # the example's field order too
     assert event["on_409"]["outcome"] == "conflict" and event["on_409"]["final"] is True
-    assert event["identity"] == {"email": "john.doe@example.com", "phone": "+447700900123",
-                                 "unique_external_id": "usr_123"}
+    assert event["identity"] == {
+        "email": "john.doe@example.com",
+        "phone": "+447700900123",
+        "unique_external_id": "usr_123",
+    }
     assert event["consent"].startswith("marketing granted")
 
 
@@ -93,8 +105,12 @@ def test_identified_explains_the_update_on_409_with_merged_tags():
 
 
 def test_drops_say_why_and_what_identity_was_found():
-    [event] = run_json("-", stdin=json.dumps({"type": "identify", "userId": "u1",
-                                              "context": {"consent": {"canonical": {"marketing": True}}}}))["events"]
+    [event] = run_json(
+        "-",
+        stdin=json.dumps(
+            {"type": "identify", "userId": "u1", "context": {"consent": {"canonical": {"marketing": True}}}}
+        ),
+    )["events"]
     assert (event["decision"], event["reason"]) == ("drop", "missing_name")
     assert event["identity"] == {"unique_external_id": "u1"} and "name" not in event
     [event] = run_json(str(EVENTS_DIR / "consent-denied.json"))["events"]
@@ -103,7 +119,8 @@ def test_drops_say_why_and_what_identity_was_found():
 
 def test_domain_comes_from_the_option_or_the_environment_and_is_validated():
     url = run_json(str(EVENTS_DIR / "signed-up.json"), env={"FRESHDESK_DOMAIN": "https://acme.freshdesk.com"})[
-        "events"][0]["request"]["url"]
+        "events"
+    ][0]["request"]["url"]
     assert url == "https://acme.freshdesk.com/api/v2/contacts"
     code, _ = run(str(EVENTS_DIR / "signed-up.json"), "--domain", "evil.example.com/x")
     assert code == 2
@@ -114,18 +131,25 @@ def test_consent_mode_and_region_are_read_as_the_functions_read_them():
     assert event["decision"] == "deliver" and "tags" not in event["request"]["body"]
     [event] = run_json(str(EVENTS_DIR / "consent-denied.json"), env={"CONSENT_MODE": "off"})["events"]
     assert event["decision"] == "deliver" and event["consent"].startswith("not read")
-    us_event = {"type": "identify", "userId": "u2", "traits": {"name": "Sam", "phone": "(415) 555-2671"},
-                "context": {"consent": {"canonical": {"marketing": True}}}}
+    us_event = {
+        "type": "identify",
+        "userId": "u2",
+        "traits": {"name": "Sam", "phone": "(415) 555-2671"},
+        "context": {"consent": {"canonical": {"marketing": True}}},
+    }
     [event] = run_json("-", "--region", "US", stdin=json.dumps(us_event))["events"]
     assert event["request"]["body"]["phone"] == "+14155552671"
     code, _ = run(str(EVENTS_DIR / "signed-up.json"), env={"DEFAULT_PHONE_REGION": "XX"})
     assert code == 2
 
 
-@pytest.mark.parametrize("document", [
-    [{"type": "identify", "userId": "u3", "traits": {"name": "A"}}, 7],
-    {"batch": [{"type": "identify", "userId": "u3", "traits": {"name": "A"}}, 7]},
-])
+@pytest.mark.parametrize(
+    "document",
+    [
+        [{"type": "identify", "userId": "u3", "traits": {"name": "A"}}, 7],
+        {"batch": [{"type": "identify", "userId": "u3", "traits": {"name": "A"}}, 7]},
+    ],
+)
 def test_bare_batches_are_read_like_the_webhook_reads_them(document):
     result = run_json("-", "--consent-mode", "off", stdin=json.dumps(document))
     assert [e["decision"] for e in result["events"]] == ["deliver", "refuse"]

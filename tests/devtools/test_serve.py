@@ -24,8 +24,16 @@ from signal_freshdesk_dev.handlers import REPO_ROOT, load_event
 from signal_freshdesk_dev.local_aws import REGION
 from signal_freshdesk_dev.serve import LocalServe
 
-PEOPLE = ("john.doe@example.com", "John.Doe@example.com", "John Doe", "+447700900123", "07700 900123",
-          "priya.shah@example.org", "Priya", "Shah")
+PEOPLE = (
+    "john.doe@example.com",
+    "John.Doe@example.com",
+    "John Doe",
+    "+447700900123",
+    "07700 900123",
+    "priya.shah@example.org",
+    "Priya",
+    "Shah",
+)
 
 
 class Output(io.StringIO):
@@ -49,9 +57,16 @@ def served(sandbox_server, tmp_path_factory):
     """serve's server started in-process on port 0, with the shared Freshdesk sandbox and its own moto."""
     state = tmp_path_factory.mktemp("serve")
     out = Output()
-    serve = LocalServe(port=0, sandbox=sandbox_server, out=out, log_path=state / "logs.jsonl",
-                       state_path=state / "serve.json", poll_interval=0.1, settings_env={},
-                       stack_name=f"serve-{uuid.uuid4().hex[:8]}")
+    serve = LocalServe(
+        port=0,
+        sandbox=sandbox_server,
+        out=out,
+        log_path=state / "logs.jsonl",
+        state_path=state / "serve.json",
+        poll_interval=0.1,
+        settings_env={},
+        stack_name=f"serve-{uuid.uuid4().hex[:8]}",
+    )
     serve.start()
     yield serve
     serve.stop()
@@ -69,8 +84,15 @@ def serve(served, freshdesk):
     return served
 
 
-def request(serve: LocalServe, body: bytes | None = None, *, token: str | None = LOCAL_WEBHOOK_TOKEN,
-            method: str = "POST", path: str = "/events", headers: dict | None = None) -> tuple[int, dict, dict]:
+def request(
+    serve: LocalServe,
+    body: bytes | None = None,
+    *,
+    token: str | None = LOCAL_WEBHOOK_TOKEN,
+    method: str = "POST",
+    path: str = "/events",
+    headers: dict | None = None,
+) -> tuple[int, dict, dict]:
     host, port = serve._server.server_address[:2]
     connection = http.client.HTTPConnection(host, port, timeout=30)
     sent = {"Content-Type": "application/json", **(headers or {})}
@@ -172,8 +194,7 @@ def test_a_payload_over_api_gateways_limit_is_refused_413_without_reading_it(ser
     connection.close()
 
 
-@pytest.mark.parametrize("method, path", [("POST", "/other"), ("GET", "/events"), ("PUT", "/events"),
-                                          ("POST", "/")])
+@pytest.mark.parametrize("method, path", [("POST", "/other"), ("GET", "/events"), ("PUT", "/events"), ("POST", "/")])
 def test_other_routes_answer_404_not_found_like_an_http_api(serve, seen_requests, method, path):
     status, body, _ = request(serve, b"{}", method=method, path=path)
     assert (status, body) == (404, {"message": "Not Found"})
@@ -220,19 +241,37 @@ def test_the_state_file_lets_check_and_dlq_find_the_running_serve(serve):
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_the_command_stops_cleanly_on_sigint_and_sigterm(tmp_path, stop_signal):
     state = tmp_path / "serve.json"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("FRESHDESK_DOMAIN", "FRESHDESK_API_KEY", "WEBHOOK_TOKEN", "WEBHOOK_SIGNING_SECRET")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("FRESHDESK_DOMAIN", "FRESHDESK_API_KEY", "WEBHOOK_TOKEN", "WEBHOOK_SIGNING_SECRET")
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "signal_freshdesk_dev.serve", "--port", "0", "--state-file", str(state),
-         "--log-file", str(tmp_path / "logs.jsonl")],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "signal_freshdesk_dev.serve",
+            "--port",
+            "0",
+            "--state-file",
+            str(state),
+            "--log-file",
+            str(tmp_path / "logs.jsonl"),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert wait_for(state.exists, timeout=30), "serve did not start"
         url = json.loads(state.read_text())["webhook_url"]
         host, port = url.removeprefix("http://").split("/")[0].split(":")
         connection = http.client.HTTPConnection(host, int(port), timeout=10)
-        connection.request("POST", "/events", body=sample_body("signed-up"),
-                           headers={"Authorization": f"Bearer {LOCAL_WEBHOOK_TOKEN}"})
+        connection.request(
+            "POST", "/events", body=sample_body("signed-up"), headers={"Authorization": f"Bearer {LOCAL_WEBHOOK_TOKEN}"}
+        )
         assert connection.getresponse().status == 201
         connection.close()
         process.send_signal(stop_signal)
@@ -264,7 +303,7 @@ def test_real_freshdesk_needs_both_domain_and_key():
 def test_default_state_and_logs_live_under_the_repositorys_local_directory():
     from signal_freshdesk_dev import serve as module
 
-    assert module.STATE_FILE == Path(REPO_ROOT) / ".local" / "serve.json"
+    assert Path(REPO_ROOT) / ".local" / "serve.json" == module.STATE_FILE
     assert module.LOG_FILE.parent == Path(REPO_ROOT) / ".local"
 
 

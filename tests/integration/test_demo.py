@@ -32,6 +32,11 @@ def test_demo_sends_every_sample_and_drains_the_retry_queue(tmp_path, clean_envi
     logs = (tmp_path / "logs.jsonl").read_text()
     assert '"messageId":"a1b2c3d4-e5f6-7890-abcd-ef1234567890"' in logs
     # the functions log ids and outcomes, never the people
-    for secret in ("john.doe@example.com", "John Doe", "+447700900123", "sandbox-api-key",
-                   "local-webhook-token-0123456789abcdef"):
+    for secret in (
+        "john.doe@example.com",
+        "John Doe",
+        "+447700900123",
+        "sandbox-api-key",
+        "local-webhook-token-0123456789abcdef",
+    ):
         assert secret not in logs

@@ -42,9 +42,15 @@ def test_a_resent_rejection_repeats_freshdesks_status_without_a_second_call(stac
 def test_an_event_still_in_progress_elsewhere_gets_503_so_signal_retries_later(stack):
     message_id = signal_events_of(load_event("signed-up"))[0]["messageId"]
     now = int(time.time())
-    stack.dynamodb.put_item(TableName=stack.resources.idempotency_table, Item={
-        "id": {"S": message_id}, "status": {"S": "in_progress"},
-        "expiration": {"N": str(now + 3600)}, "in_progress_until": {"N": str(now + 60)}})
+    stack.dynamodb.put_item(
+        TableName=stack.resources.idempotency_table,
+        Item={
+            "id": {"S": message_id},
+            "status": {"S": "in_progress"},
+            "expiration": {"N": str(now + 3600)},
+            "in_progress_until": {"N": str(now + 60)},
+        },
+    )
     status, body = stack.post("signed-up")
     assert status == 503 and body["reason"] == "in_progress_elsewhere"
     assert freshdesk_calls(stack) == []
@@ -53,9 +59,15 @@ def test_an_event_still_in_progress_elsewhere_gets_503_so_signal_retries_later(s
 def test_an_abandoned_claim_expires_and_the_event_is_processed(stack):
     message_id = signal_events_of(load_event("signed-up"))[0]["messageId"]
     now = int(time.time())
-    stack.dynamodb.put_item(TableName=stack.resources.idempotency_table, Item={
-        "id": {"S": message_id}, "status": {"S": "in_progress"},
-        "expiration": {"N": str(now + 3600)}, "in_progress_until": {"N": str(now - 1)}})
+    stack.dynamodb.put_item(
+        TableName=stack.resources.idempotency_table,
+        Item={
+            "id": {"S": message_id},
+            "status": {"S": "in_progress"},
+            "expiration": {"N": str(now + 3600)},
+            "in_progress_until": {"N": str(now - 1)},
+        },
+    )
     status, _ = stack.post("signed-up")
     assert status == 201
 

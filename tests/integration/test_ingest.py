@@ -8,6 +8,7 @@ import time
 
 import pytest
 import urllib3
+
 from signal_freshdesk.core.envelope import slim_event
 from signal_freshdesk_dev.apigw import LambdaContext, http_api_event
 from signal_freshdesk_dev.handlers import ingest_handler, load_event, signal_events_of
@@ -46,8 +47,12 @@ def test_signed_up_409_is_final_conflict_without_update_or_retry(stack):
 
 
 def seed_contact(freshdesk, **fields):
-    answer = urllib3.request("POST", freshdesk.base_url + "/api/v2/contacts", json=fields,
-                             headers=urllib3.make_headers(basic_auth=f"{freshdesk.api_key}:X"))
+    answer = urllib3.request(
+        "POST",
+        freshdesk.base_url + "/api/v2/contacts",
+        json=fields,
+        headers=urllib3.make_headers(basic_auth=f"{freshdesk.api_key}:X"),
+    )
     assert answer.status == 201
     return answer.json()
 
@@ -65,14 +70,34 @@ def test_identified_409_updates_the_contact_and_merges_tags(stack):
 
 
 def test_identified_409_naming_two_contacts_is_a_conflict_and_updates_neither(stack):
-    stack.post({"type": "identify", "userId": "usr_A", "messageId": "m1", "traits": {"name": "A", "email": "a@example.com"},
-                "context": {"consent": {"canonical": {"marketing": True}}}})
-    stack.post({"type": "identify", "userId": "usr_B", "messageId": "m2", "traits": {"name": "B", "email": "b@example.com"},
-                "context": {"consent": {"canonical": {"marketing": True}}}})
+    stack.post(
+        {
+            "type": "identify",
+            "userId": "usr_A",
+            "messageId": "m1",
+            "traits": {"name": "A", "email": "a@example.com"},
+            "context": {"consent": {"canonical": {"marketing": True}}},
+        }
+    )
+    stack.post(
+        {
+            "type": "identify",
+            "userId": "usr_B",
+            "messageId": "m2",
+            "traits": {"name": "B", "email": "b@example.com"},
+            "context": {"consent": {"canonical": {"marketing": True}}},
+        }
+    )
     before = stack.freshdesk.contacts()
-    status, body = stack.post({"type": "identify", "userId": "usr_B", "messageId": "m3",
-                               "traits": {"name": "A or B", "email": "a@example.com"},
-                               "context": {"consent": {"canonical": {"marketing": True}}}})
+    status, body = stack.post(
+        {
+            "type": "identify",
+            "userId": "usr_B",
+            "messageId": "m3",
+            "traits": {"name": "A or B", "email": "a@example.com"},
+            "context": {"consent": {"canonical": {"marketing": True}}},
+        }
+    )
     assert status == 409 and body["outcome"] == "conflict"
     assert stack.freshdesk.contacts() == before
     assert "PUT" not in [r["method"] for r in stack.freshdesk.requests()]
@@ -176,17 +201,26 @@ def test_403_and_404_are_rejected_and_parked_in_the_dlq(stack, mode, status):
 
 def test_400_missing_field_is_rejected_with_freshdesks_error_body(stack):
     # company 99 does not exist in the sandbox: Freshdesk answers 400 absent_in_db
-    status, body = stack.post({"type": "identify", "userId": "u1", "messageId": "m-400",
-                               "traits": {"name": "N", "company_id": 99},
-                               "context": {"consent": {"canonical": {"marketing": True}}}})
+    status, body = stack.post(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "messageId": "m-400",
+            "traits": {"name": "N", "company_id": 99},
+            "context": {"consent": {"canonical": {"marketing": True}}},
+        }
+    )
     assert status == 400 and body["outcome"] == "rejected"
     assert body["freshdesk"]["errors"][0]["code"] == "absent_in_db"
     assert stack.parked()[0]["last_error"]["body"]["errors"][0]["field"] == "company_id"
 
 
 def test_dropped_events_answer_200_with_their_reason_and_call_nobody(stack):
-    for sample, reason in [("page-view", "page_view"), ("anonymous-track", "anonymous"),
-                           ("consent-denied", "consent_denied")]:
+    for sample, reason in [
+        ("page-view", "page_view"),
+        ("anonymous-track", "anonymous"),
+        ("consent-denied", "consent_denied"),
+    ]:
         status, body = stack.post(sample)
         assert (status, body["outcome"], body["reason"]) == (200, "dropped", reason)
     assert stack.freshdesk.requests() == []
@@ -197,17 +231,23 @@ def test_batch_answers_one_result_per_event_in_order(stack):
     status, body = stack.post("batch")
     assert status == 200
     got = [(r["outcome"], r["status"], r.get("reason", "")) for r in body["results"]]
-    assert got == [("delivered", 201, ""), ("updated", 200, ""), ("dropped", 200, "page_view"),
-                   ("dropped", 200, "anonymous"), ("dropped", 200, "consent_denied"),
-                   ("dropped", 200, "unsupported_event")]
+    assert got == [
+        ("delivered", 201, ""),
+        ("updated", 200, ""),
+        ("dropped", 200, "page_view"),
+        ("dropped", 200, "anonymous"),
+        ("dropped", 200, "consent_denied"),
+        ("dropped", 200, "unsupported_event"),
+    ]
     ids = [r["messageId"] for r in body["results"]]
     assert ids == [e["messageId"] for e in signal_events_of(load_event("batch"))]
 
 
 def test_batch_with_a_queued_event_answers_202(stack):
     stack.freshdesk.fail_next(503, count=1)
-    status, body = stack.post({"batch": [signal_events_of(load_event("identified"))[0],
-                                         signal_events_of(load_event("page-view"))[0]]})
+    status, body = stack.post(
+        {"batch": [signal_events_of(load_event("identified"))[0], signal_events_of(load_event("page-view"))[0]]}
+    )
     assert status == 202
     assert [r["outcome"] for r in body["results"]] == ["queued", "dropped"]
 
@@ -217,9 +257,15 @@ def test_batch_near_the_deadline_queues_what_it_cannot_deliver_in_time(stack, co
     stack.freshdesk.delay(0.8)
     events = []
     for n in range(8):
-        events.append({"type": "identify", "userId": f"usr_{n}", "messageId": f"m{n}",
-                       "traits": {"name": f"Person {n}", "email": f"p{n}@example.com"},
-                       "context": {"consent": {"canonical": {"marketing": True}}}})
+        events.append(
+            {
+                "type": "identify",
+                "userId": f"usr_{n}",
+                "messageId": f"m{n}",
+                "traits": {"name": f"Person {n}", "email": f"p{n}@example.com"},
+                "context": {"consent": {"canonical": {"marketing": True}}},
+            }
+        )
     started = time.monotonic()
     status, body = stack.post({"batch": events}, context=LambdaContext(timeout_seconds=6.5))
     took = time.monotonic() - started
@@ -247,11 +293,14 @@ def test_rejection_that_cannot_be_parked_answers_503(stack, configure):
     assert status == 503 and body["outcome"] == "failed"
 
 
-@pytest.mark.parametrize("token,message", [
-    (None, "missing webhook token"),
-    ("not-the-token-at-all", "does not match"),
-    ("", "missing webhook token"),
-])
+@pytest.mark.parametrize(
+    "token,message",
+    [
+        (None, "missing webhook token"),
+        ("not-the-token-at-all", "does not match"),
+        ("", "missing webhook token"),
+    ],
+)
 def test_missing_or_wrong_token_is_refused_before_anything_else(stack, token, message):
     status, body = stack.post("signed-up", token=token)
     assert status == 401
@@ -260,20 +309,24 @@ def test_missing_or_wrong_token_is_refused_before_anything_else(stack, token, me
 
 
 def test_basic_auth_instead_of_bearer_is_refused(stack):
-    status, body = stack.post("signed-up", token=None,
-                              headers={"Authorization": "Basic " + base64.b64encode(b"a:b").decode()})
+    status, body = stack.post(
+        "signed-up", token=None, headers={"Authorization": "Basic " + base64.b64encode(b"a:b").decode()}
+    )
     assert status == 401 and "Bearer" in body["message"]
 
 
-@pytest.mark.parametrize("raw,status,message", [
-    ("{not json", 400, "not JSON"),
-    ('"a string"', 400, "must be a JSON object"),
-    ("42", 400, "must be a JSON object"),
-    ("[]", 400, "no events"),
-    ('{"batch": {}}', 400, "'batch' must be an array"),
-    (b"\xff\xfe\x00", 400, "not UTF-8"),
-    ("[" * 100000 + "]" * 100000, 400, "nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "raw,status,message",
+    [
+        ("{not json", 400, "not JSON"),
+        ('"a string"', 400, "must be a JSON object"),
+        ("42", 400, "must be a JSON object"),
+        ("[]", 400, "no events"),
+        ('{"batch": {}}', 400, "'batch' must be an array"),
+        (b"\xff\xfe\x00", 400, "not UTF-8"),
+        ("[" * 100000 + "]" * 100000, 400, "nested too deeply"),
+    ],
+)
 def test_bad_bodies_get_a_400_that_says_what_was_wrong(stack, raw, status, message):
     answer, body = stack.post(raw)
     assert answer == status
@@ -321,8 +374,10 @@ def test_missing_secret_answers_503_with_a_clear_message(stack, configure):
     assert "configuration" in body["message"]
 
 
-@pytest.mark.parametrize("change", [{"domain": "REPLACE_WITH_YOUR_SUBDOMAIN"}, {"domain": "acme.evil.com"},
-                                    {"api_key": "REPLACE_WITH_YOUR_API_KEY"}])
+@pytest.mark.parametrize(
+    "change",
+    [{"domain": "REPLACE_WITH_YOUR_SUBDOMAIN"}, {"domain": "acme.evil.com"}, {"api_key": "REPLACE_WITH_YOUR_API_KEY"}],
+)
 def test_placeholder_or_invalid_secret_answers_503_and_logs_why(stack, change, caplog):
     stack.set_secret(**change)
     status, body = stack.post("signed-up")
@@ -333,5 +388,5 @@ def test_placeholder_or_invalid_secret_answers_503_and_logs_why(stack, change, c
 
 def test_secret_that_is_not_json_answers_503(stack):
     stack.secrets.put_secret_value(SecretId=stack.resources.secret_arn, SecretString="domain=acme")
-    status, body = stack.post("signed-up")
+    status, _body = stack.post("signed-up")
     assert status == 503

@@ -14,11 +14,15 @@ def queue_body(stack):
     """Receive the one message in the retry queue (waiting out any delay) and make it visible again."""
     ends = time.monotonic() + 10
     while time.monotonic() < ends:
-        messages = stack.sqs.receive_message(QueueUrl=stack.resources.retry_queue_url, MaxNumberOfMessages=1,
-                                             MessageAttributeNames=["All"]).get("Messages", [])
+        messages = stack.sqs.receive_message(
+            QueueUrl=stack.resources.retry_queue_url, MaxNumberOfMessages=1, MessageAttributeNames=["All"]
+        ).get("Messages", [])
         if messages:
-            stack.sqs.change_message_visibility(QueueUrl=stack.resources.retry_queue_url,
-                                                ReceiptHandle=messages[0]["ReceiptHandle"], VisibilityTimeout=0)
+            stack.sqs.change_message_visibility(
+                QueueUrl=stack.resources.retry_queue_url,
+                ReceiptHandle=messages[0]["ReceiptHandle"],
+                VisibilityTimeout=0,
+            )
             return json.loads(messages[0]["Body"]), messages[0]["MessageAttributes"]
         time.sleep(0.1)
     raise AssertionError("nothing arrived in the retry queue")
@@ -93,8 +97,15 @@ def test_a_rejection_during_retry_is_parked(stack):
 def test_a_409_on_retry_of_signed_up_is_final(stack):
     stack.freshdesk.fail_next(503, count=1)
     stack.post("signed-up")
-    stack.post({"type": "identify", "userId": "usr_123", "messageId": "x", "traits": {"name": "J", "email": "john.doe@example.com"},
-                "context": {"consent": {"canonical": {"marketing": True}}}})
+    stack.post(
+        {
+            "type": "identify",
+            "userId": "usr_123",
+            "messageId": "x",
+            "traits": {"name": "J", "email": "john.doe@example.com"},
+            "context": {"consent": {"canonical": {"marketing": True}}},
+        }
+    )
     stack.drain()
     assert stack.parked() == [] and len(stack.freshdesk.contacts()) == 1
 
@@ -119,8 +130,9 @@ def test_429_during_retry_requeues_with_retry_after_without_spending_an_attempt_
 
 
 def test_unreadable_message_is_parked_not_retried_forever(stack):
-    answer = retry_handler()({"Records": [{"messageId": "junk-1", "body": "not an envelope"}]},
-                             LambdaContext(timeout_seconds=60))
+    answer = retry_handler()(
+        {"Records": [{"messageId": "junk-1", "body": "not an envelope"}]}, LambdaContext(timeout_seconds=60)
+    )
     assert answer == {"batchItemFailures": []}
     [parked] = stack.parked()
     assert parked["outcome"] == "unreadable" and parked["raw"] == "not an envelope"
@@ -131,8 +143,9 @@ def test_records_are_reported_as_failures_when_they_cannot_be_secured(stack, con
     stack.post("identified")
     envelope, _ = queue_body(stack)
     configure(RETRY_QUEUE_URL=stack.resources.retry_queue_url + "-missing")
-    answer = retry_handler()({"Records": [{"messageId": "r-1", "body": json.dumps(envelope)}]},
-                             LambdaContext(timeout_seconds=60))
+    answer = retry_handler()(
+        {"Records": [{"messageId": "r-1", "body": json.dumps(envelope)}]}, LambdaContext(timeout_seconds=60)
+    )
     assert answer == {"batchItemFailures": [{"itemIdentifier": "r-1"}]}
 
 

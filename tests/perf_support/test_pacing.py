@@ -47,26 +47,51 @@ def contact(i: int) -> dict:
 
 
 def signed_up(i: int) -> dict:
-    return {"type": "track", "event": "Signed Up", "messageId": f"pace-{i}", "userId": f"usr_pace_{i}",
-            "context": {"traits": {"name": f"Pace {i}", "email": f"pace.{i}@example.com"},
-                        "consent": {"canonical": {"marketing": True}}}}
+    return {
+        "type": "track",
+        "event": "Signed Up",
+        "messageId": f"pace-{i}",
+        "userId": f"usr_pace_{i}",
+        "context": {
+            "traits": {"name": f"Pace {i}", "email": f"pace.{i}@example.com"},
+            "consent": {"canonical": {"marketing": True}},
+        },
+    }
 
 
 def receive_records(stack) -> tuple[list[dict], list[dict]]:
     """Take up to 10 messages from the retry queue, and the SQS records the retry handler would get."""
-    messages = stack.sqs.receive_message(QueueUrl=stack.resources.retry_queue_url, MaxNumberOfMessages=10,
-                                         AttributeNames=["All"], MessageAttributeNames=["All"])["Messages"]
+    messages = stack.sqs.receive_message(
+        QueueUrl=stack.resources.retry_queue_url,
+        MaxNumberOfMessages=10,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    )["Messages"]
     return messages, [{"messageId": m["MessageId"], "body": m["Body"]} for m in messages]
 
 
 def queue_backlog(stack, count: int) -> None:
     for start in range(0, count, 10):
-        stack.sqs.send_message_batch(QueueUrl=stack.resources.retry_queue_url, Entries=[
-            {"Id": str(i), "MessageBody": json.dumps({
-                "v": 1, "messageId": f"pace-{i}", "outcome": "queued", "attempts": 1, "first_seen": time.time(),
-                "last_error": {"status": 429, "reason": "rate_limited", "error": "", "body": None},
-                "event": signed_up(i)})}
-            for i in range(start, min(start + 10, count))])
+        stack.sqs.send_message_batch(
+            QueueUrl=stack.resources.retry_queue_url,
+            Entries=[
+                {
+                    "Id": str(i),
+                    "MessageBody": json.dumps(
+                        {
+                            "v": 1,
+                            "messageId": f"pace-{i}",
+                            "outcome": "queued",
+                            "attempts": 1,
+                            "first_seen": time.time(),
+                            "last_error": {"status": 429, "reason": "rate_limited", "error": "", "body": None},
+                            "event": signed_up(i),
+                        }
+                    ),
+                }
+                for i in range(start, min(start + 10, count))
+            ],
+        )
 
 
 def test_the_client_holds_back_once_the_budget_is_down_to_the_reserve(freshdesk):

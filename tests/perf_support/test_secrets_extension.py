@@ -32,8 +32,9 @@ def secret_id(stack):
 @pytest.fixture
 def extension(secret_id):
     """The stand-in serving a copy of the secret that differs from Secrets Manager's by its api_key."""
-    value = json.dumps({"domain": "sandbox", "api_key": "key-from-extension",
-                        "webhook_token": "local-webhook-token-0123456789abcdef"})
+    value = json.dumps(
+        {"domain": "sandbox", "api_key": "key-from-extension", "webhook_token": "local-webhook-token-0123456789abcdef"}
+    )
     with ExtensionStandIn(static_lookup({secret_id: value}), token=TOKEN) as stand_in:
         yield stand_in
 
@@ -80,9 +81,11 @@ def test_a_forced_read_bypasses_the_extensions_cache(extension, secret_id):
 
 
 def test_a_secret_that_is_not_json_is_a_config_error(secret_id):
-    with ExtensionStandIn(static_lookup({secret_id: "not json"}), token=TOKEN) as stand_in:
-        with pytest.raises(ConfigError, match="not valid JSON"):
-            ExtensionSecretSource(secret_id, port=stand_in.port).read_secret()
+    with (
+        ExtensionStandIn(static_lookup({secret_id: "not json"}), token=TOKEN) as stand_in,
+        pytest.raises(ConfigError, match="not valid JSON"),
+    ):
+        ExtensionSecretSource(secret_id, port=stand_in.port).read_secret()
 
 
 def test_the_credential_store_refreshes_a_rotated_key_past_both_caches(stack, secret_id):

@@ -11,6 +11,7 @@ import json
 import time
 
 import pytest
+
 from signal_freshdesk.runtime import get_runtime
 from signal_freshdesk_dev.apigw import LambdaContext
 from signal_freshdesk_dev.handlers import retry_handler
@@ -20,8 +21,13 @@ CONSENT = {"consent": {"canonical": {"marketing": True}}}
 
 def phone_only_identify(message_id: str) -> dict:
     """An identify whose only identifier is a phone number (no userId, no email)."""
-    return {"type": "identify", "messageId": message_id, "anonymousId": "anon_1",
-            "traits": {"name": "Phone Only", "phone": "07700 900777"}, "context": CONSENT}
+    return {
+        "type": "identify",
+        "messageId": message_id,
+        "anonymousId": "anon_1",
+        "traits": {"name": "Phone Only", "phone": "07700 900777"},
+        "context": CONSENT,
+    }
 
 
 def freshdesk_calls(stack) -> list[dict]:
@@ -92,25 +98,28 @@ def test_a_redelivered_retry_message_of_a_rejected_event_is_not_parked_twice(sta
     retry message, whose envelope says `queued`, is told from a replay, whose envelope says `rejected`.)
     Under the ledger's faults this re-delivery meets about 1 in 8 parked events.
     """
-    event = {"type": "identify", "messageId": "bad-company-1", "userId": "usr_bad_1",
-             "traits": {"name": "Bad Company", "email": "bad.company@example.test", "company_id": 999},
-             "context": CONSENT}
+    event = {
+        "type": "identify",
+        "messageId": "bad-company-1",
+        "userId": "usr_bad_1",
+        "traits": {"name": "Bad Company", "email": "bad.company@example.test", "company_id": 999},
+        "context": CONSENT,
+    }
     stack.freshdesk.fail_next(503, count=1)
     status, _ = stack.post(event)
     assert status == 202
     envelope = None
     ends = time.monotonic() + 10
     while envelope is None and time.monotonic() < ends:
-        messages = stack.sqs.receive_message(QueueUrl=stack.resources.retry_queue_url,
-                                             MaxNumberOfMessages=1).get("Messages", [])
+        messages = stack.sqs.receive_message(QueueUrl=stack.resources.retry_queue_url, MaxNumberOfMessages=1).get(
+            "Messages", []
+        )
         envelope = json.loads(messages[0]["Body"]) if messages else None
         time.sleep(0.1)
-    record = {"messageId": "sqs-1", "body": json.dumps(envelope),
-              "attributes": {"ApproximateReceiveCount": "1"}}
+    record = {"messageId": "sqs-1", "body": json.dumps(envelope), "attributes": {"ApproximateReceiveCount": "1"}}
     assert retry_handler()({"Records": [record]}, LambdaContext(timeout_seconds=60)) == {"batchItemFailures": []}
     # The same SQS message again, as after a retry invocation that crashed once its work was done.
     again = dict(record, attributes={"ApproximateReceiveCount": "2"})
     assert retry_handler()({"Records": [again]}, LambdaContext(timeout_seconds=60)) == {"batchItemFailures": []}
     parked = [p for p in stack.parked() if p["messageId"] == "bad-company-1"]
     assert len(parked) == 1, f"parked {len(parked)} times; Freshdesk called {len(freshdesk_calls(stack))} times"
-

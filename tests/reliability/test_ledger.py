@@ -22,13 +22,31 @@ def test_every_accepted_event_is_accounted_for(stack, configure, capsys):
 # -- The ledger can fail: each check below breaks the product (or the sandbox) on purpose, with
 # monkeypatch, for one small run, and expects the ledger to say so. Nothing here stays broken.
 
+
 def small_run(stack, configure, **faults):
-    config = LedgerConfig.from_env({"LEDGER_SEED": "7", "LEDGER_EVENTS": "40"}, chaos_tail_seconds=0.5,
-                                   drain_timeout=60.0)
-    quiet = {name: 0 for name in ("outages", "freshdesk_429", "freshdesk_timeout", "freshdesk_slow",
-                                  "freshdesk_drop", "rate_storm", "field_toggle", "poison", "secret_failure",
-                                  "sqs_send_failure", "ingest_crash", "retry_crash", "retry_kill",
-                                  "signal_resend_2xx", "signal_concurrent_copy")}
+    config = LedgerConfig.from_env(
+        {"LEDGER_SEED": "7", "LEDGER_EVENTS": "40"}, chaos_tail_seconds=0.5, drain_timeout=60.0
+    )
+    quiet = {
+        name: 0
+        for name in (
+            "outages",
+            "freshdesk_429",
+            "freshdesk_timeout",
+            "freshdesk_slow",
+            "freshdesk_drop",
+            "rate_storm",
+            "field_toggle",
+            "poison",
+            "secret_failure",
+            "sqs_send_failure",
+            "ingest_crash",
+            "retry_crash",
+            "retry_kill",
+            "signal_resend_2xx",
+            "signal_concurrent_copy",
+        )
+    }
     for name, value in {**quiet, **faults}.items():
         setattr(config.faults, name, value)
     configure(**LEDGER_ENV)
@@ -89,8 +107,15 @@ def test_the_ledger_fails_when_an_event_is_both_delivered_and_parked(stack, conf
             answer = self.real.create_contact(creds, contact, **kwargs)
             if answer.status == 201:
                 mid = current_message_id()
-                get_runtime().queues.park(make_envelope({"messageId": mid}, Result(mid, Outcome.DELIVERED, 201),
-                                                        attempts=1, first_seen=0.0, outcome="rejected"))
+                get_runtime().queues.park(
+                    make_envelope(
+                        {"messageId": mid},
+                        Result(mid, Outcome.DELIVERED, 201),
+                        attempts=1,
+                        first_seen=0.0,
+                        outcome="rejected",
+                    )
+                )
             return answer
 
     wrap_ports(monkeypatch, freshdesk=AlsoParks)

@@ -54,9 +54,16 @@ def error_codes(resp):
 
 # -- create -----------------------------------------------------------------------------------
 
+
 def test_create_returns_201_with_full_contact_and_location(sandbox, http):
-    resp = create(http, sandbox, email="ada@example.com", tags=["marketing-consent"],
-                  custom_fields={"signup_method": "google"}, company_id=2)
+    resp = create(
+        http,
+        sandbox,
+        email="ada@example.com",
+        tags=["marketing-consent"],
+        custom_fields={"signup_method": "google"},
+        company_id=2,
+    )
     assert resp.status == 201
     assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
     contact = js(resp)
@@ -81,14 +88,16 @@ def test_create_returns_201_with_full_contact_and_location(sandbox, http):
 
 # -- auth -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("key,password", [("wrong-key", "X"), (None, None), (KEY, "")],
-                         ids=["wrong_key", "missing_auth", "empty_password"])
+
+@pytest.mark.parametrize(
+    "key,password", [("wrong-key", "X"), (None, None), (KEY, "")], ids=["wrong_key", "missing_auth", "empty_password"]
+)
 def test_bad_credentials_are_401_invalid_credentials(sandbox, http, key, password):
-    resp = call(http, sandbox, "POST", "/api/v2/contacts", {"name": "A", "email": "a@example.com"},
-                key=key, password=password)
+    resp = call(
+        http, sandbox, "POST", "/api/v2/contacts", {"name": "A", "email": "a@example.com"}, key=key, password=password
+    )
     assert resp.status == 401
-    assert js(resp) == {"code": "invalid_credentials",
-                        "message": "You have to be logged in to perform this action."}
+    assert js(resp) == {"code": "invalid_credentials", "message": "You have to be logged in to perform this action."}
     assert sandbox.contacts() == []
 
 
@@ -101,14 +110,21 @@ def test_rotated_api_key_takes_effect_immediately(sandbox, http):
 
 # -- duplicates -------------------------------------------------------------------------------
 
+
 def test_duplicate_email_is_409_case_insensitive_with_user_id(sandbox, http):
     first = js(create(http, sandbox, email="ada@example.com"))
     resp = create(http, sandbox, email="ADA@Example.COM")
     assert resp.status == 409
     body = js(resp)
     assert body["description"] == "Validation failed"
-    assert body["errors"] == [{"field": "email", "message": "It should be a unique value",
-                               "code": "duplicate_value", "additional_info": {"user_id": first["id"]}}]
+    assert body["errors"] == [
+        {
+            "field": "email",
+            "message": "It should be a unique value",
+            "code": "duplicate_value",
+            "additional_info": {"user_id": first["id"]},
+        }
+    ]
 
 
 def test_409_names_two_different_contacts_for_email_and_external_id(sandbox, http):
@@ -136,26 +152,47 @@ def test_soft_deleted_contact_still_409s_while_email_filter_finds_nothing(sandbo
 
 # -- validation -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("payload,expected", [
-    ({"name": "A", "email": "a@example.com", "phone": None}, ("phone", "datatype_mismatch")),
-    ({"name": "A", "email": "a@example.com", "custom_fields": {"signup_method": None}},
-     ("signup_method", "datatype_mismatch")),
-    ({"email": "a@example.com"}, ("name", "missing_field")),
-    ({"name": "   ", "email": "a@example.com"}, ("name", "missing_field")),
-    ({"name": "A", "job_title": "CTO"}, ("email", "missing_field")),
-    ({"name": "A", "email": "a@example.com", "custom_fields": {"plan": "pro"}}, ("plan", "invalid_field")),
-    ({"name": "A", "email": "a@example.com", "tags": ["x" * 33]}, ("tags", "invalid_value")),
-    ({"name": "A", "email": "a@example.com", "tags": ["a,b"]}, ("tags", "invalid_value")),
-    ({"name": "A", "email": "not an email"}, ("email", "invalid_value")),
-    ({"name": "A", "email": "a@localhost"}, ("email", "invalid_value")),
-    ({"name": "x" * 256, "email": "a@example.com"}, ("name", "invalid_value")),
-    ({"name": "A", "phone": 447700900123}, ("phone", "datatype_mismatch")),
-    ({"name": "A", "email": "a@example.com", "company_id": "2"}, ("company_id", "datatype_mismatch")),
-    ({"name": "A", "email": "a@example.com", "company_id": 99}, ("company_id", "absent_in_db")),
-    ({"name": "A", "email": "a@example.com", "favourite_colour": "blue"}, ("favourite_colour", "invalid_field")),
-], ids=["null_field", "null_custom_field", "missing_name", "blank_name", "missing_identifier",
-        "unknown_custom_field", "long_tag", "tag_with_comma", "email_with_space", "email_without_dot",
-        "long_name", "non_string_phone", "non_int_company", "unknown_company", "unknown_field"])
+
+@pytest.mark.parametrize(
+    "payload,expected",
+    [
+        ({"name": "A", "email": "a@example.com", "phone": None}, ("phone", "datatype_mismatch")),
+        (
+            {"name": "A", "email": "a@example.com", "custom_fields": {"signup_method": None}},
+            ("signup_method", "datatype_mismatch"),
+        ),
+        ({"email": "a@example.com"}, ("name", "missing_field")),
+        ({"name": "   ", "email": "a@example.com"}, ("name", "missing_field")),
+        ({"name": "A", "job_title": "CTO"}, ("email", "missing_field")),
+        ({"name": "A", "email": "a@example.com", "custom_fields": {"plan": "pro"}}, ("plan", "invalid_field")),
+        ({"name": "A", "email": "a@example.com", "tags": ["x" * 33]}, ("tags", "invalid_value")),
+        ({"name": "A", "email": "a@example.com", "tags": ["a,b"]}, ("tags", "invalid_value")),
+        ({"name": "A", "email": "not an email"}, ("email", "invalid_value")),
+        ({"name": "A", "email": "a@localhost"}, ("email", "invalid_value")),
+        ({"name": "x" * 256, "email": "a@example.com"}, ("name", "invalid_value")),
+        ({"name": "A", "phone": 447700900123}, ("phone", "datatype_mismatch")),
+        ({"name": "A", "email": "a@example.com", "company_id": "2"}, ("company_id", "datatype_mismatch")),
+        ({"name": "A", "email": "a@example.com", "company_id": 99}, ("company_id", "absent_in_db")),
+        ({"name": "A", "email": "a@example.com", "favourite_colour": "blue"}, ("favourite_colour", "invalid_field")),
+    ],
+    ids=[
+        "null_field",
+        "null_custom_field",
+        "missing_name",
+        "blank_name",
+        "missing_identifier",
+        "unknown_custom_field",
+        "long_tag",
+        "tag_with_comma",
+        "email_with_space",
+        "email_without_dot",
+        "long_name",
+        "non_string_phone",
+        "non_int_company",
+        "unknown_company",
+        "unknown_field",
+    ],
+)
 def test_invalid_create_is_400_validation_failed(sandbox, http, payload, expected):
     resp = call(http, sandbox, "POST", "/api/v2/contacts", payload)
     assert resp.status == 400
@@ -168,18 +205,27 @@ def test_invalid_create_is_400_validation_failed(sandbox, http, payload, expecte
 
 def test_missing_identifier_message_lists_the_identifier_fields(sandbox, http):
     resp = create(http, sandbox)
-    assert js(resp)["errors"] == [{
-        "field": "email", "code": "missing_field",
-        "message": "Please fill at least 1 of email, mobile, phone, twitter_id, unique_external_id fields"}]
+    assert js(resp)["errors"] == [
+        {
+            "field": "email",
+            "code": "missing_field",
+            "message": "Please fill at least 1 of email, mobile, phone, twitter_id, unique_external_id fields",
+        }
+    ]
 
 
 def test_validation_collects_all_errors(sandbox, http):
-    resp = call(http, sandbox, "POST", "/api/v2/contacts",
-                {"phone": None, "custom_fields": {"plan": "pro"}, "tags": "vip"})
+    resp = call(
+        http, sandbox, "POST", "/api/v2/contacts", {"phone": None, "custom_fields": {"plan": "pro"}, "tags": "vip"}
+    )
     assert resp.status == 400
-    assert set(error_codes(resp)) == {("phone", "datatype_mismatch"), ("plan", "invalid_field"),
-                                      ("tags", "invalid_value"), ("name", "missing_field"),
-                                      ("email", "missing_field")}
+    assert set(error_codes(resp)) == {
+        ("phone", "datatype_mismatch"),
+        ("plan", "invalid_field"),
+        ("tags", "invalid_value"),
+        ("name", "missing_field"),
+        ("email", "missing_field"),
+    }
 
 
 def test_unique_external_id_is_invalid_field_when_feature_disabled(http):
@@ -199,12 +245,19 @@ def test_non_object_body_is_400_invalid_json(sandbox, http, raw):
 
 # -- update / delete --------------------------------------------------------------------------
 
+
 def test_put_replaces_tags_merges_custom_fields_and_bumps_updated_at(http):
     with FreshdeskSandbox(KEY, custom_fields=("signup_method", "plan")) as sb:
-        contact = js(create(http, sb, email="ada@example.com", tags=["a", "b"],
-                            custom_fields={"signup_method": "google"}))
-        resp = call(http, sb, "PUT", f"/api/v2/contacts/{contact['id']}",
-                    {"tags": ["c"], "custom_fields": {"plan": "pro"}, "job_title": "CTO"})
+        contact = js(
+            create(http, sb, email="ada@example.com", tags=["a", "b"], custom_fields={"signup_method": "google"})
+        )
+        resp = call(
+            http,
+            sb,
+            "PUT",
+            f"/api/v2/contacts/{contact['id']}",
+            {"tags": ["c"], "custom_fields": {"plan": "pro"}, "job_title": "CTO"},
+        )
         assert resp.status == 200
         updated = js(resp)
         assert updated["tags"] == ["c"]
@@ -251,14 +304,18 @@ def test_put_on_deleted_or_blocked_contact_is_405_allow_get(sandbox, http):
 
 # -- list / fields ----------------------------------------------------------------------------
 
+
 def test_list_by_email_is_case_insensitive_and_matches_other_emails(sandbox, http):
     ada = js(create(http, sandbox, email="ada@example.com", other_emails=["countess@example.org"]))
     js(create(http, sandbox, name="Bob", email="bob@example.com"))
     found = call(http, sandbox, "GET", "/api/v2/contacts?email=ADA%40EXAMPLE.com")
     assert found.status == 200 and [c["id"] for c in js(found)] == [ada["id"]]
-    by_other = http.request("GET", sandbox.base_url + "/api/v2/contacts",
-                            fields={"email": "countess@example.org"},
-                            headers=urllib3.make_headers(basic_auth=f"{KEY}:X"))
+    by_other = http.request(
+        "GET",
+        sandbox.base_url + "/api/v2/contacts",
+        fields={"email": "countess@example.org"},
+        headers=urllib3.make_headers(basic_auth=f"{KEY}:X"),
+    )
     assert [c["id"] for c in js(by_other)] == [ada["id"]]
     assert len(js(call(http, sandbox, "GET", "/api/v2/contacts"))) == 2
     assert js(call(http, sandbox, "GET", "/api/v2/contacts?email=nobody%40example.com")) == []
@@ -283,6 +340,7 @@ def test_unknown_path_is_404_empty_and_wrong_method_is_405(sandbox, http):
 
 
 # -- rate limit -------------------------------------------------------------------------------
+
 
 def test_rate_limit_headers_then_429_with_retry_after_then_recovery(http):
     with FreshdeskSandbox(KEY, rate_limit=3, window_seconds=1.0) as sb:
@@ -315,6 +373,7 @@ def test_set_rate_limit_starts_a_fresh_window(sandbox, http):
 
 
 # -- faults -----------------------------------------------------------------------------------
+
 
 def test_fail_next_503_then_normal(sandbox, http):
     sandbox.fail_next(503, count=2, retry_after=7)
@@ -360,10 +419,13 @@ def test_drop_next_closes_the_connection_without_an_answer(sandbox, http):
     assert [r["status"] for r in sandbox.requests()] == [None, 201]
 
 
-@pytest.mark.parametrize("mode,status,body", [
-    ("forbidden", 403, {"code": "access_denied", "message": "You are not authorized to perform this action."}),
-    ("not_found", 404, None),
-])
+@pytest.mark.parametrize(
+    "mode,status,body",
+    [
+        ("forbidden", 403, {"code": "access_denied", "message": "You are not authorized to perform this action."}),
+        ("not_found", 404, None),
+    ],
+)
 def test_modes_answer_every_call(sandbox, http, mode, status, body):
     sandbox.set_mode(mode)
     for method, path in (("GET", "/api/v2/contacts"), ("POST", "/api/v2/contacts")):
@@ -378,6 +440,7 @@ def test_modes_answer_every_call(sandbox, http, mode, status, body):
 
 # -- admin ------------------------------------------------------------------------------------
 
+
 def test_admin_endpoints_need_no_auth_and_are_not_logged_or_limited(http):
     with FreshdeskSandbox(KEY, rate_limit=1, window_seconds=60) as sb:
         assert create(http, sb, email="ada@example.com").status == 201
@@ -387,23 +450,25 @@ def test_admin_endpoints_need_no_auth_and_are_not_logged_or_limited(http):
         assert [(r["method"], r["path"], r["status"]) for r in log] == [("POST", "/api/v2/contacts", 201)]
         assert isinstance(log[0]["time"], float)
 
-        faults = http.request("POST", sb.base_url + "/_sandbox/faults",
-                              body=json.dumps({"fail_status": 502, "count": 1, "retry_after": 30}),
-                              headers={"Content-Type": "application/json"})
+        faults = http.request(
+            "POST",
+            sb.base_url + "/_sandbox/faults",
+            body=json.dumps({"fail_status": 502, "count": 1, "retry_after": 30}),
+            headers={"Content-Type": "application/json"},
+        )
         assert faults.status == 204
         sb.set_rate_limit(10)
         resp = call(http, sb, "GET", "/api/v2/contacts")
         assert resp.status == 502 and resp.headers["Retry-After"] == "30"
 
-        assert http.request("POST", sb.base_url + "/_sandbox/faults",
-                            body=json.dumps({"mode": "forbidden"})).status == 204
+        assert (
+            http.request("POST", sb.base_url + "/_sandbox/faults", body=json.dumps({"mode": "forbidden"})).status == 204
+        )
         assert call(http, sb, "GET", "/api/v2/contacts").status == 403
-        assert http.request("POST", sb.base_url + "/_sandbox/faults",
-                            body=json.dumps({"clear": True})).status == 204
+        assert http.request("POST", sb.base_url + "/_sandbox/faults", body=json.dumps({"clear": True})).status == 204
         assert call(http, sb, "GET", "/api/v2/contacts").status == 200
 
-        assert http.request("POST", sb.base_url + "/_sandbox/faults",
-                            body=json.dumps({"drop": 1})).status == 204
+        assert http.request("POST", sb.base_url + "/_sandbox/faults", body=json.dumps({"drop": 1})).status == 204
         with pytest.raises(ProtocolError):
             call(http, sb, "GET", "/api/v2/contacts")
 
@@ -415,6 +480,7 @@ def test_admin_endpoints_need_no_auth_and_are_not_logged_or_limited(http):
 
 
 # -- transport --------------------------------------------------------------------------------
+
 
 def test_keep_alive_and_concurrent_creates_get_unique_ids(sandbox, http):
     conn_pool = http.connection_from_url(sandbox.base_url)

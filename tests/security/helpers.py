@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import HealthCheck, settings
+
 from signal_freshdesk_dev.apigw import (
     LOCAL_WEBHOOK_TOKEN,
     LambdaContext,
@@ -24,8 +25,13 @@ SIGNING_SECRET = "whsec_0123456789abcdef0123456789abcdef"
 OTHER_SIGNING_SECRET = "whsec_fedcba9876543210fedcba9876543210"
 
 # Examples share one `stack` per test (reset per example), and some inputs are large by design.
-SUPPRESSED = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large,
-              HealthCheck.large_base_example, HealthCheck.filter_too_much]
+SUPPRESSED = [
+    HealthCheck.function_scoped_fixture,
+    HealthCheck.too_slow,
+    HealthCheck.data_too_large,
+    HealthCheck.large_base_example,
+    HealthCheck.filter_too_much,
+]
 ABSENT = object()  # a request without that part
 OUTCOMES = {"delivered", "updated", "conflict", "queued", "rejected", "dropped", "failed"}
 
@@ -53,12 +59,16 @@ def fuzz_settings(ci_examples: int) -> settings:
     if long_run():
         parent = settings.get_profile("long")
         return settings(parent, max_examples=max(parent.max_examples, 10_000), suppress_health_check=SUPPRESSED)
-    return settings(settings.get_profile("security-ci"), max_examples=ci_examples,
-                    suppress_health_check=SUPPRESSED)
+    return settings(settings.get_profile("security-ci"), max_examples=ci_examples, suppress_health_check=SUPPRESSED)
 
 
-def raw_request(body: Any = ABSENT, *, headers: Mapping[str, str] | None = None, token: str | None = TOKEN,
-                base64_encoded: bool = False) -> dict[str, Any]:
+def raw_request(
+    body: Any = ABSENT,
+    *,
+    headers: Mapping[str, str] | None = None,
+    token: str | None = TOKEN,
+    base64_encoded: bool = False,
+) -> dict[str, Any]:
     """An HTTP API (payload 2.0) request exactly as given: no encoding decided for us."""
     request = http_api_event(None, {})
     if body is not ABSENT:
@@ -116,4 +126,3 @@ def freshdesk_400_is_known(result: Mapping[str, Any]) -> bool:
     """The one 400 Freshdesk may give an event we accepted: a company_id the account does not have."""
     errors = (result.get("freshdesk") or {}).get("errors") if isinstance(result.get("freshdesk"), dict) else None
     return bool(errors) and all(e.get("code") == "absent_in_db" and e.get("field") == "company_id" for e in errors)
-

@@ -48,6 +48,7 @@ from typing import Any
 
 import pytest
 from hypothesis import settings
+
 from signal_freshdesk_dev.apigw import LOCAL_WEBHOOK_TOKEN
 
 from .helpers import register_profiles
@@ -88,8 +89,9 @@ MIN_PHONE_DIGITS = 8
 class TestData:
     """Values that must never be logged, by kind: name, email, phone, secret."""
 
-    values: dict[str, set[str]] = field(default_factory=lambda: {"name": set(), "email": set(),
-                                                                  "phone": set(), "secret": set()})
+    values: dict[str, set[str]] = field(
+        default_factory=lambda: {"name": set(), "email": set(), "phone": set(), "secret": set()}
+    )
 
     def add(self, kind: str, value: Any) -> None:
         if not isinstance(value, str):
@@ -106,8 +108,9 @@ class TestData:
             if len(digits) >= MIN_PHONE_DIGITS:
                 self.values["phone"].add(value)
                 self.values["phone"].add(digits)
-        elif kind == "secret" and len(value) >= MIN_SECRET and not value.startswith("REPLACE_WITH") \
-                and " " not in value:
+        elif (
+            kind == "secret" and len(value) >= MIN_SECRET and not value.startswith("REPLACE_WITH") and " " not in value
+        ):
             self.values["secret"].add(value)
             for user in (f"{value}:X", f"{value}:"):  # the Basic-auth header Freshdesk gets
                 self.values["secret"].add(base64.b64encode(user.encode()).decode())
@@ -164,21 +167,33 @@ def collect_source_data(data: TestData, tests_dir: Path = TESTS_DIR) -> None:
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Dict):
-                pairs = {k.value: v for k, v in zip(node.keys, node.values)
-                         if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+                pairs = {
+                    k.value: v
+                    for k, v in zip(node.keys, node.values, strict=False)
+                    if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                }
                 _collect_pairs(data, pairs, traits=False)
                 traits = pairs.get("traits")
                 if isinstance(traits, ast.Dict):
-                    _collect_pairs(data, {k.value: v for k, v in zip(traits.keys, traits.values)
-                                          if isinstance(k, ast.Constant) and isinstance(k.value, str)},
-                                   traits=True)
+                    _collect_pairs(
+                        data,
+                        {
+                            k.value: v
+                            for k, v in zip(traits.keys, traits.values, strict=False)
+                            if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                        },
+                        traits=True,
+                    )
             elif isinstance(node, ast.Call):
                 _collect_pairs(data, {kw.arg: kw.value for kw in node.keywords if kw.arg}, traits=False)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for target in targets:
-                    name = target.id if isinstance(target, ast.Name) else (
-                        target.attr if isinstance(target, ast.Attribute) else "")
+                    name = (
+                        target.id
+                        if isinstance(target, ast.Name)
+                        else (target.attr if isinstance(target, ast.Attribute) else "")
+                    )
                     if name in SECRET_KEYS or (name.isupper() and SECRET_CONSTANT.search(name)):
                         for constant in _string_constants(node.value):
                             data.add("secret", constant)
@@ -213,7 +228,8 @@ class Scanner:
         # secrets in any case.
         self._names = self._alternation(data.values["name"], 0)
         self._literals = self._alternation(
-            data.values["email"] | data.values["phone"] | data.values["secret"], re.IGNORECASE)
+            data.values["email"] | data.values["phone"] | data.values["secret"], re.IGNORECASE
+        )
 
     def _alternation(self, values: Iterable[str], flags: int) -> re.Pattern[str] | None:
         parts = []
@@ -235,8 +251,9 @@ class Scanner:
             found.extend((kind, m.start(), m.end()) for m in pattern.finditer(text))
         for pattern in (self._names, self._literals):
             if pattern is not None:
-                found.extend((self._kinds.get(m.group(0).lower(), "secret"), m.start(), m.end())
-                             for m in pattern.finditer(text))
+                found.extend(
+                    (self._kinds.get(m.group(0).lower(), "secret"), m.start(), m.end()) for m in pattern.finditer(text)
+                )
         found.sort(key=lambda f: (f[1], -f[2]))
         merged: list[tuple[str, int, int]] = []
         for kind, start, end in found:
@@ -259,7 +276,9 @@ class Scanner:
 
 # -- capturing the records ----------------------------------------------------------------------
 _STANDARD_ATTRS = frozenset(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None).__dict__) | {
-    "message", "asctime"}
+    "message",
+    "asctime",
+}
 
 
 @dataclass(frozen=True)
@@ -283,7 +302,7 @@ def render(record: logging.LogRecord) -> tuple[str, dict[str, Any], str]:
     """(message, extra fields, full text) of a record."""
     try:
         message = record.getMessage()
-    except Exception as exc:  # noqa: BLE001 - a broken format string is a bug of its own; scan what there is
+    except Exception as exc:
         message = f"{record.msg!r} % {record.args!r} ({type(exc).__name__})"
     fields = {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS}
     parts = [message]
@@ -318,7 +337,7 @@ def _powertools_lines(record: logging.LogRecord) -> list[str]:
             continue
         try:
             lines.append(formatter.format(record))
-        except Exception as exc:  # noqa: BLE001 - the check must never break the code under test
+        except Exception as exc:
             lines.append(f"<powertools formatter failed: {type(exc).__name__}>")
     return lines
 
@@ -357,7 +376,7 @@ class PrivacyHandler(logging.Handler):
             return
         try:
             message, fields, text = render(record)
-        except Exception as exc:  # noqa: BLE001 - never let the check break the code under test
+        except Exception as exc:
             message, fields, text = f"<record not renderable: {type(exc).__name__}>", {}, ""
         captured = CapturedRecord(self.current_test, record.name, record.levelname, message, fields, text)
         with self._state:
@@ -396,8 +415,9 @@ class LogPrivacy:
         for record in self.records() if records is None else records:
             findings = self.scanner.findings(record.text)
             if findings:
-                found.append(Offence(record, tuple(sorted({k for k, _, _ in findings})),
-                                     self.scanner.redact(record.text)))
+                found.append(
+                    Offence(record, tuple(sorted({k for k, _, _ in findings})), self.scanner.redact(record.text))
+                )
         return found
 
 
@@ -469,12 +489,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     else:
         terminalreporter.write_line(
             f"log privacy: {handler.scanned} of {handler.seen} log records scanned "
-            "(our loggers and root), no personal data or secret found")
+            "(our loggers and root), no personal data or secret found"
+        )
 
 
 def _report(handler: PrivacyHandler, limit: int = 40) -> str:
-    headline = (f"{len(handler.offences)} log record(s) hold personal data or a secret "
-                f"(of {handler.scanned} scanned); the run fails. Matches are redacted below.")
+    headline = (
+        f"{len(handler.offences)} log record(s) hold personal data or a secret "
+        f"(of {handler.scanned} scanned); the run fails. Matches are redacted below."
+    )
     lines = [headline, ""]
     for offence in handler.offences[:limit]:
         record = offence.record

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import urllib3
+
 from signal_freshdesk_dev.handlers import load_event, signal_events_of
 
 from .helpers import invoke, raw_request
@@ -22,9 +23,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 IDENTIFIED = signal_events_of(load_event("identified"))[0]
 SIGNED_UP = signal_events_of(load_event("signed-up"))[0]
 # Freshdesk's error messages can quote what it was sent: this one echoes the contact's data.
-ECHOING_400 = {"description": "Validation failed", "errors": [{
-    "field": "email", "code": "invalid_value",
-    "message": "priya.shah@example.org (Priya Shah, +44 20 7946 0958) is not a valid email"}]}
+ECHOING_400 = {
+    "description": "Validation failed",
+    "errors": [
+        {
+            "field": "email",
+            "code": "invalid_value",
+            "message": "priya.shah@example.org (Priya Shah, +44 20 7946 0958) is not a valid email",
+        }
+    ],
+}
 
 
 def ours(log_privacy):
@@ -46,21 +54,39 @@ def test_representative_flows_log_no_personal_data_and_keep_message_id_and_outco
     assert stack.drain().records == 1
     # fallback: Freshdesk refuses the optional custom field; delivered without it, with a warning
     stack.freshdesk.custom_fields = ()
-    answers["fallback"] = stack.post(dict(SIGNED_UP, messageId="privacy-fallback", userId="usr_grace",
-                                          traits={"name": "Grace Hopper", "email": "grace@example.com",
-                                                  "phone": "+14155552671"}))
+    answers["fallback"] = stack.post(
+        dict(
+            SIGNED_UP,
+            messageId="privacy-fallback",
+            userId="usr_grace",
+            traits={"name": "Grace Hopper", "email": "grace@example.com", "phone": "+14155552671"},
+        )
+    )
     # a 409 naming two different contacts: conflict with a warning, no guess
-    stack.post({"type": "identify", "userId": "usr_mei", "messageId": "privacy-seed",
-                "traits": {"name": "Mei Chen", "email": "mei.chen@example.com"},
-                "context": {"consent": {"canonical": {"marketing": True}}}})
-    answers["ambiguous"] = stack.post({"type": "identify", "userId": "usr_123", "messageId": "privacy-ambiguous",
-                                       "traits": {"name": "Mei Chen", "email": "mei.chen@example.com"},
-                                       "context": {"consent": {"canonical": {"marketing": True}}}})
+    stack.post(
+        {
+            "type": "identify",
+            "userId": "usr_mei",
+            "messageId": "privacy-seed",
+            "traits": {"name": "Mei Chen", "email": "mei.chen@example.com"},
+            "context": {"consent": {"canonical": {"marketing": True}}},
+        }
+    )
+    answers["ambiguous"] = stack.post(
+        {
+            "type": "identify",
+            "userId": "usr_123",
+            "messageId": "privacy-ambiguous",
+            "traits": {"name": "Mei Chen", "email": "mei.chen@example.com"},
+            "context": {"consent": {"canonical": {"marketing": True}}},
+        }
+    )
     # the API key rotated: one re-read of the secret, then delivered
     stack.freshdesk.api_key = "rotated-key"
     stack.set_secret(api_key="rotated-key")
-    answers["rotated"] = stack.post(dict(IDENTIFIED, messageId="privacy-rotated",
-                                         traits={"name": "Jane Roe", "email": "jane@example.com"}))
+    answers["rotated"] = stack.post(
+        dict(IDENTIFIED, messageId="privacy-rotated", traits={"name": "Jane Roe", "email": "jane@example.com"})
+    )
     # idempotency store unreachable: processed without it
     configure(IDEMPOTENCY_TABLE=stack.resources.idempotency_table + "-missing")
     answers["no_store"] = stack.post(dict(IDENTIFIED, messageId="privacy-no-store"))
@@ -72,10 +98,18 @@ def test_representative_flows_log_no_personal_data_and_keep_message_id_and_outco
     answers["config"] = stack.post("signed-up")
 
     got = {flow: (status, body.get("outcome")) for flow, (status, body) in answers.items()}
-    assert got == {"delivered": (201, "delivered"), "conflict": (409, "conflict"), "rejected": (400, "rejected"),
-                   "queued": (202, "queued"), "fallback": (201, "delivered"), "ambiguous": (409, "conflict"),
-                   "rotated": (200, "updated"), "no_store": (200, "updated"), "batch": (200, None),
-                   "config": (503, "error")}
+    assert got == {
+        "delivered": (201, "delivered"),
+        "conflict": (409, "conflict"),
+        "rejected": (400, "rejected"),
+        "queued": (202, "queued"),
+        "fallback": (201, "delivered"),
+        "ambiguous": (409, "conflict"),
+        "rotated": (200, "updated"),
+        "no_store": (200, "updated"),
+        "batch": (200, None),
+        "config": (503, "error"),
+    }
     # contact data was in play: the caller gets Freshdesk's answer (docs/behaviour.md), the logs must not
     assert "priya.shah@example.org" in json.dumps(answers["rejected"][1])
 
@@ -99,9 +133,11 @@ def test_representative_flows_log_no_personal_data_and_keep_message_id_and_outco
     assert by_id["privacy-ambiguous"] == ["conflict"]
     assert by_id["privacy-rotated"] == ["updated"]
     assert "" in by_id and "rejected" in by_id[""]  # the non-event in the batch has no messageId
-    for message in ("Freshdesk refused optional fields; delivered without them",
-                    "the 409 names several contacts; not guessing which to update",
-                    "idempotency store unavailable; processing without it"):
+    for message in (
+        "Freshdesk refused optional fields; delivered without them",
+        "the 409 names several contacts; not guessing which to update",
+        "idempotency store unavailable; processing without it",
+    ):
         warnings = [r for r in records if r.message == message]
         assert warnings and all(w.fields.get("messageId") for w in warnings), message
     [config_error] = [r for r in records if r.message.startswith("connector is not configured")]
@@ -125,23 +161,35 @@ def test_an_unexpected_error_logs_a_traceback_without_contact_data(stack, monkey
 
 def test_the_scanner_finds_and_redacts_each_kind(log_privacy):
     scanner = log_privacy.scanner
-    line = ("sent Priya Shah <priya.shah@example.org> +447700900123 / +44 20 7946 0958 / 07700 900123 "
-            "key sandbox-api-key auth Basic c2FuZGJveC1hcGkta2V5Olg= token local-webhook-token-0123456789abcdef "
-            "someone@else.example whsec_0123456789abcdef0123456789abcdef")
+    line = (
+        "sent Priya Shah <priya.shah@example.org> +447700900123 / +44 20 7946 0958 / 07700 900123 "
+        "key sandbox-api-key auth Basic c2FuZGJveC1hcGkta2V5Olg= token local-webhook-token-0123456789abcdef "
+        "someone@else.example whsec_0123456789abcdef0123456789abcdef"
+    )
     kinds = [kind for kind, _, _ in scanner.findings(line)]
     assert kinds == ["name", "email", "phone", "phone", "phone", "secret", "secret", "secret", "email", "secret"]
     redacted = scanner.redact(line)
-    for secret in ("Priya", "priya.shah", "7700", "sandbox-api-key", "c2FuZGJveC1", "local-webhook", "someone@",
-                   "whsec_"):
+    for secret in (
+        "Priya",
+        "priya.shah",
+        "7700",
+        "sandbox-api-key",
+        "c2FuZGJveC1",
+        "local-webhook",
+        "someone@",
+        "whsec_",
+    ):
         assert secret not in redacted
     # ids, outcomes, statuses, timestamps and hashes are not personal data
-    clean = ('{"messageId":"b2c3d4e5-f6a7-4890-8bcd-ef1234567891","outcome":"delivered","status":201,'
-             '"timestamp":"2026-02-25 14:31:00,000+0000","contact_id":101,"sha":"' + "ab" * 32 + '",'
-             '"function_arn":"arn:aws:lambda:eu-west-1:123456789012:function:ingest","shah":"sha256"}')
+    clean = (
+        '{"messageId":"b2c3d4e5-f6a7-4890-8bcd-ef1234567891","outcome":"delivered","status":201,'
+        '"timestamp":"2026-02-25 14:31:00,000+0000","contact_id":101,"sha":"' + "ab" * 32 + '",'
+        '"function_arn":"arn:aws:lambda:eu-west-1:123456789012:function:ingest","shah":"sha256"}'
+    )
     assert scanner.findings(clean) == []
 
 
-LEAKY_TESTS = '''
+LEAKY_TESTS = """
 import logging
 
 from signal_freshdesk.observability import logger
@@ -165,24 +213,40 @@ def test_logs_a_phone_in_an_exception():
 
 def test_debug_line_with_a_name():
     logger.debug("mapping Priya Shah")
-'''
+"""
 
-CLEAN_TEST = '''
+CLEAN_TEST = """
 from signal_freshdesk.observability import logger
 
 
 def test_clean():
     logger.info("event processed", extra={"messageId": "m-2", "outcome": "delivered", "status": 201})
-'''
+"""
 
 
 def run_pytest_with_plugin(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_scratch_logs.py").write_text(textwrap.dedent(source))
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.security.log_privacy", "-p", "no:cacheprovider", "-q",
-         "--rootdir", str(tmp_path), str(tmp_path)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.security.log_privacy",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def test_the_plugin_fails_a_run_whose_logs_leak_and_redacts_its_report(tmp_path):
@@ -191,9 +255,12 @@ def test_the_plugin_fails_a_run_whose_logs_leak_and_redacts_its_report(tmp_path)
     assert result.returncode == 1, out[-3000:]
     assert "4 passed" in out  # the tests themselves pass: the plugin fails the run
     assert "PERSONAL DATA OR SECRETS IN THE LOGS" in out
-    for test, kind in [("test_logs_an_email_in_an_extra_field", "email"),
-                       ("test_logs_the_api_key_on_the_root_logger", "secret"),
-                       ("test_logs_a_phone_in_an_exception", "phone"), ("test_debug_line_with_a_name", "name")]:
+    for test, kind in [
+        ("test_logs_an_email_in_an_extra_field", "email"),
+        ("test_logs_the_api_key_on_the_root_logger", "secret"),
+        ("test_logs_a_phone_in_an_exception", "phone"),
+        ("test_debug_line_with_a_name", "name"),
+    ]:
         assert any(test in line and f"found: {kind}" in line for line in out.splitlines()), (test, out[-3000:])
     for value in ("leaky.person@example.com", "sandbox-api-key", "+447700900999", "Priya Shah"):
         assert value not in out, f"the report shows {value} in the clear"

@@ -17,9 +17,13 @@ MiB = 1024 * 1024
 
 
 def identify(message_id: str, **traits) -> dict:
-    return {"type": "identify", "messageId": message_id, "userId": traits.pop("user_id", f"usr-{message_id}"),
-            "traits": {"name": "Limit Tester", **traits},
-            "context": {"consent": {"canonical": {"marketing": True}}}}
+    return {
+        "type": "identify",
+        "messageId": message_id,
+        "userId": traits.pop("user_id", f"usr-{message_id}"),
+        "traits": {"name": "Limit Tester", **traits},
+        "context": {"consent": {"canonical": {"marketing": True}}},
+    }
 
 
 def padded(event: dict, total: int, *, char: str = "x") -> str:
@@ -61,8 +65,7 @@ def test_the_limit_counts_utf8_bytes_not_characters(stack):
     assert invoke(raw_request(exact)).status == 201
 
 
-@pytest.mark.parametrize("size,status", [(MiB, 201), (MiB + 1, 413), (MiB + 2, 413), (MiB + 3, 413),
-                                         (2 * MiB, 413)])
+@pytest.mark.parametrize("size,status", [(MiB, 201), (MiB + 1, 413), (MiB + 2, 413), (MiB + 3, 413), (2 * MiB, 413)])
 def test_base64_bodies_are_limited_by_their_decoded_size(stack, size, status):
     body = padded(identify(f"m-b64-{size}"), size).encode()
     request = raw_request(base64.b64encode(body).decode(), base64_encoded=True)
@@ -101,9 +104,15 @@ def test_a_batch_of_100_contacts_is_delivered_in_full(stack):
 # -- field lengths: what the Freshdesk sandbox receives -----------------------------------------
 def test_a_300_character_name_title_and_signup_method_are_cut_to_255(stack):
     name, title, method = "N" * 300, "T" * 300, "M" * 300
-    event = {"type": "track", "event": "Signed Up", "messageId": "m-long", "userId": "usr-long",
-             "traits": {"name": name, "title": title}, "properties": {"method": method},
-             "context": {"consent": {"canonical": {"marketing": True}}}}
+    event = {
+        "type": "track",
+        "event": "Signed Up",
+        "messageId": "m-long",
+        "userId": "usr-long",
+        "traits": {"name": name, "title": title},
+        "properties": {"method": method},
+        "context": {"consent": {"canonical": {"marketing": True}}},
+    }
     answer = invoke(raw_request(json.dumps(event)))
     assert answer.status == 201
     [contact] = stack.freshdesk.contacts()
@@ -119,13 +128,16 @@ def test_a_name_cut_at_255_leaves_no_trailing_space(stack):
     assert contact["name"] == "A" * 254
 
 
-@pytest.mark.parametrize("field,value", [
-    ("email", "a" * 10_000 + "@example.com"),
-    ("email", "a" * 244 + "@example.com"),  # 256 characters: one too many
-    ("user_id", "u" * 10_000),
-    ("user_id", "u" * 256),
-    ("phone", "+44" + "7" * 10_000),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("email", "a" * 10_000 + "@example.com"),
+        ("email", "a" * 244 + "@example.com"),  # 256 characters: one too many
+        ("user_id", "u" * 10_000),
+        ("user_id", "u" * 256),
+        ("phone", "+44" + "7" * 10_000),
+    ],
+)
 def test_an_over_long_identifier_is_omitted_not_sent_or_cut(stack, field, value):
     traits = {"email": "limits@example.com"} if field != "email" else {"phone": "+447700900123"}
     if field == "user_id":
@@ -160,10 +172,21 @@ def test_a_1_mb_string_in_an_unused_field_is_harmless(stack):
 
 def test_a_1_mb_string_in_every_mapped_field_sends_nothing_oversized(stack):
     huge = "z" * 100_000
-    event = {"type": "track", "event": "Signed Up", "messageId": "m-all-huge", "userId": huge,
-             "traits": {"name": huge, "email": huge + "@example.com", "phone": huge, "title": huge,
-                        "company_id": "9" * 4_000},
-             "properties": {"method": huge}, "context": {"consent": {"canonical": {"marketing": True}}}}
+    event = {
+        "type": "track",
+        "event": "Signed Up",
+        "messageId": "m-all-huge",
+        "userId": huge,
+        "traits": {
+            "name": huge,
+            "email": huge + "@example.com",
+            "phone": huge,
+            "title": huge,
+            "company_id": "9" * 4_000,
+        },
+        "properties": {"method": huge},
+        "context": {"consent": {"canonical": {"marketing": True}}},
+    }
     answer = invoke(raw_request(json.dumps(event)))
     # no identifier fits (email and id too long, phone not a number): dropped, nothing sent
     assert answer.status == 200 and answer.body["reason"] == "anonymous"
@@ -193,7 +216,8 @@ def test_a_rejected_event_too_large_for_the_dlq_is_not_answered_503(stack, shape
 
 
 def test_a_company_id_of_more_than_4300_digits_is_not_an_internal_error(stack):
-    answer = invoke(raw_request(json.dumps(identify("m-co-digits", email="digits@example.com",
-                                                    company_id="9" * 4_301))))
+    answer = invoke(
+        raw_request(json.dumps(identify("m-co-digits", email="digits@example.com", company_id="9" * 4_301)))
+    )
     assert answer.body.get("reason") != "internal_error", answer.body
     assert answer.status in (201, 400), answer.body

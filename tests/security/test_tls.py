@@ -10,11 +10,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from urllib3.util.ssl_ import resolve_cert_reqs
+
 import signal_freshdesk
 from signal_freshdesk.adapters.dynamodb import DynamoDBClient
 from signal_freshdesk.adapters.freshdesk import FreshdeskClient
 from signal_freshdesk.core.credentials import Credentials
-from urllib3.util.ssl_ import resolve_cert_reqs
 
 PACKAGE = Path(signal_freshdesk.__file__).resolve().parent
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +41,11 @@ def test_product_sources_are_found():
 @pytest.mark.parametrize("path", PRODUCT_SOURCES, ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_no_product_source_disables_tls_verification(path):
     source = path.read_text()
-    found = [f"{what}: line {source[:m.start()].count(chr(10)) + 1}"
-             for what, pattern in INSECURE.items() for m in pattern.finditer(source)]
+    found = [
+        f"{what}: line {source[: m.start()].count(chr(10)) + 1}"
+        for what, pattern in INSECURE.items()
+        for m in pattern.finditer(source)
+    ]
     assert found == []
 
 
@@ -81,16 +85,22 @@ def self_signed_https_server(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     requests: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):

@@ -17,6 +17,7 @@ import types
 import uuid
 
 import pytest
+
 from signal_freshdesk.core import webhook_auth
 from signal_freshdesk.runtime import get_runtime
 from signal_freshdesk_dev.handlers import load_event, signal_events_of
@@ -45,13 +46,24 @@ def identified(message_id: str | None = None) -> bytes:
     return json.dumps(dict(event, messageId=message_id or f"sig-{uuid.uuid4()}")).encode()
 
 
-def signed(body: bytes, *, stamp: int | str | None = None, secret: str = SIGNING_SECRET, prefix: str = "",
-           token: str | None = TOKEN, signature_header: str = "X-Signal-Signature",
-           timestamp_header: str = "X-Signal-Timestamp", base64_encoded: bool = False,
-           drop: tuple[str, ...] = ()) -> dict:
+def signed(
+    body: bytes,
+    *,
+    stamp: int | str | None = None,
+    secret: str = SIGNING_SECRET,
+    prefix: str = "",
+    token: str | None = TOKEN,
+    signature_header: str = "X-Signal-Signature",
+    timestamp_header: str = "X-Signal-Timestamp",
+    base64_encoded: bool = False,
+    drop: tuple[str, ...] = (),
+) -> dict:
     stamp = str(int(time.time()) if stamp is None else stamp)
-    headers = {"content-type": "application/json", signature_header: prefix + signature(secret, stamp, body),
-               timestamp_header: stamp}
+    headers = {
+        "content-type": "application/json",
+        signature_header: prefix + signature(secret, stamp, body),
+        timestamp_header: stamp,
+    }
     for name in drop:
         headers.pop(name)
     text = base64.b64encode(body).decode() if base64_encoded else body.decode()
@@ -76,16 +88,20 @@ def test_a_valid_signature_is_accepted_with_or_without_the_sha256_prefix(signed_
 
 
 def test_without_signing_secret_no_signature_is_needed_and_a_bogus_one_is_ignored(stack):
-    answer = invoke(raw_request(identified().decode(), headers={"X-Signal-Signature": "nonsense",
-                                                                "X-Signal-Timestamp": "0"}))
+    answer = invoke(
+        raw_request(identified().decode(), headers={"X-Signal-Signature": "nonsense", "X-Signal-Timestamp": "0"})
+    )
     assert answer.status == 201
 
 
-@pytest.mark.parametrize("drop,words", [
-    (("X-Signal-Signature",), "missing signature"),
-    (("X-Signal-Timestamp",), "missing signature"),
-    (("X-Signal-Signature", "X-Signal-Timestamp"), "missing signature"),
-])
+@pytest.mark.parametrize(
+    "drop,words",
+    [
+        (("X-Signal-Signature",), "missing signature"),
+        (("X-Signal-Timestamp",), "missing signature"),
+        (("X-Signal-Signature", "X-Signal-Timestamp"), "missing signature"),
+    ],
+)
 def test_a_missing_signature_or_timestamp_is_refused(signed_stack, drop, words):
     answer = invoke(signed(identified(), drop=drop))
     refused(answer, words)
@@ -104,15 +120,19 @@ def test_a_non_numeric_timestamp_is_refused(signed_stack, stamp):
     assert signed_stack.freshdesk.requests() == []
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda sig: sig[:-1] + ("0" if sig[-1] != "0" else "1"),
-    lambda sig: sig[:-2],
-    lambda sig: sig + "00",
-    lambda sig: "0" * 64,
-    lambda sig: "sha1=" + sig,
-    lambda sig: base64.b64encode(bytes.fromhex(sig)).decode(),
-    lambda sig: "sha256=" + "é" * 64,
-], ids=["one-digit", "short", "long", "zeros", "other-prefix", "base64-digest", "non-ascii"])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda sig: sig[:-1] + ("0" if sig[-1] != "0" else "1"),
+        lambda sig: sig[:-2],
+        lambda sig: sig + "00",
+        lambda sig: "0" * 64,
+        lambda sig: "sha1=" + sig,
+        lambda sig: base64.b64encode(bytes.fromhex(sig)).decode(),
+        lambda sig: "sha256=" + "é" * 64,
+    ],
+    ids=["one-digit", "short", "long", "zeros", "other-prefix", "base64-digest", "non-ascii"],
+)
 def test_a_wrong_signature_is_refused(signed_stack, mangle):
     request = signed(identified())
     request["headers"]["x-signal-signature"] = mangle(request["headers"]["x-signal-signature"])
@@ -143,10 +163,19 @@ def test_the_timestamp_is_signed_too(signed_stack):
     refused(invoke(request), "does not match")
 
 
-@pytest.mark.parametrize("offset,accepted", [
-    (-(TOLERANCE + 5), False), (-(TOLERANCE - 10), True), (TOLERANCE - 10, True), (TOLERANCE + 5, False),
-    (-86_400, False), (10**9, False), (-int(time.time()), False),
-], ids=["stale", "old-but-inside", "ahead-but-inside", "future", "a-day-old", "far-future", "epoch-zero"])
+@pytest.mark.parametrize(
+    "offset,accepted",
+    [
+        (-(TOLERANCE + 5), False),
+        (-(TOLERANCE - 10), True),
+        (TOLERANCE - 10, True),
+        (TOLERANCE + 5, False),
+        (-86_400, False),
+        (10**9, False),
+        (-int(time.time()), False),
+    ],
+    ids=["stale", "old-but-inside", "ahead-but-inside", "future", "a-day-old", "far-future", "epoch-zero"],
+)
 def test_the_timestamp_must_be_inside_the_tolerance_window(signed_stack, offset, accepted):
     answer = invoke(signed(identified(), stamp=int(time.time()) + offset))
     if accepted:
@@ -167,8 +196,9 @@ def test_a_replay_inside_the_window_is_absorbed_by_idempotency_and_after_it_is_r
 
     # The same request once the window has passed: the webhook's clock moves on 10 minutes.
     later = time.time() + 2 * TOLERANCE
-    monkeypatch.setattr(get_runtime(), "clock", types.SimpleNamespace(time=lambda: later, monotonic=time.monotonic,
-                                                                      sleep=time.sleep))
+    monkeypatch.setattr(
+        get_runtime(), "clock", types.SimpleNamespace(time=lambda: later, monotonic=time.monotonic, sleep=time.sleep)
+    )
     refused(invoke(json.loads(json.dumps(request))), "stale or replayed")
     assert len(contact_posts(signed_stack)) == 1
 
@@ -183,8 +213,14 @@ def test_a_replayed_signature_on_another_body_is_refused(signed_stack):
 
 def test_header_names_are_configurable(signed_stack, configure):
     configure(WEBHOOK_SIGNATURE_HEADER="X-Hub-Signature-256", WEBHOOK_TIMESTAMP_HEADER="X-Request-Timestamp")
-    answer = invoke(signed(identified(), prefix="sha256=", signature_header="X-Hub-Signature-256",
-                           timestamp_header="X-Request-Timestamp"))
+    answer = invoke(
+        signed(
+            identified(),
+            prefix="sha256=",
+            signature_header="X-Hub-Signature-256",
+            timestamp_header="X-Request-Timestamp",
+        )
+    )
     assert answer.status == 201
     # API Gateway lower-cases header names; the configured names match in any case
     request = signed(identified(), signature_header="x-hub-signature-256", timestamp_header="X-REQUEST-TIMESTAMP")
@@ -201,8 +237,11 @@ def test_a_base64_body_is_verified_over_the_decoded_raw_bytes(signed_stack):
     # a signature over the base64 text (what API Gateway hands over) is not a signature of the body
     encoded = base64.b64encode(body)
     stamp = str(int(time.time()))
-    request = raw_request(encoded.decode(), base64_encoded=True, headers={
-        "X-Signal-Signature": signature(SIGNING_SECRET, stamp, encoded), "X-Signal-Timestamp": stamp})
+    request = raw_request(
+        encoded.decode(),
+        base64_encoded=True,
+        headers={"X-Signal-Signature": signature(SIGNING_SECRET, stamp, encoded), "X-Signal-Timestamp": stamp},
+    )
     refused(invoke(request), "does not match")
 
 
@@ -263,11 +302,15 @@ def test_webhook_auth_compares_secrets_only_with_compare_digest():
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare):
             names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-            if names & secret_names and any(isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn, ast.Is))
-                                            for op in node.ops):
+            if names & secret_names and any(
+                isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn, ast.Is)) for op in node.ops
+            ):
                 offenders.append(ast.unparse(node))
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
-                "startswith", "endswith", "find", "index"):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("startswith", "endswith", "find", "index")
+        ):
             names = {n.id for n in ast.walk(node.func.value) if isinstance(n, ast.Name)}
             if names & {"token", "expected"}:
                 offenders.append(ast.unparse(node))
@@ -277,9 +320,11 @@ def test_webhook_auth_compares_secrets_only_with_compare_digest():
 
 
 # -- product bugs these tests found, fixed: kept as regression tests ---------------------------
-@pytest.mark.parametrize("digits", ["0123456789".maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"),
-                                    "0123456789".maketrans("0123456789", "０１２３４５６７８９")],
-                         ids=["arabic-indic", "fullwidth"])
+@pytest.mark.parametrize(
+    "digits",
+    ["0123456789".maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"), "0123456789".maketrans("0123456789", "０１２３４５６７８９")],
+    ids=["arabic-indic", "fullwidth"],
+)
 def test_a_timestamp_in_non_ascii_digits_is_a_401(signed_stack, digits):
     request = signed(identified())
     request["headers"]["x-signal-timestamp"] = request["headers"]["x-signal-timestamp"].translate(digits)

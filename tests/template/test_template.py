@@ -11,8 +11,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -47,9 +48,7 @@ def _tool_env() -> dict[str, str]:
 
 
 def _run(args: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, cwd=REPO, env=_tool_env(), capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return subprocess.run(args, cwd=REPO, env=_tool_env(), capture_output=True, text=True, timeout=timeout, check=False)
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -79,7 +78,7 @@ _CfnLoader.add_multi_constructor("!", _construct_cfn_tag)
 def template() -> dict[str, Any]:
     assert TEMPLATE.is_file(), f"{TEMPLATE} is missing"
     with TEMPLATE.open(encoding="utf-8") as fh:
-        doc = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        doc = yaml.load(fh, Loader=_CfnLoader)
     assert isinstance(doc, dict) and "Resources" in doc
     return doc
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 import signal_freshdesk
 
 PACKAGE = Path(signal_freshdesk.__file__).resolve().parent
@@ -36,7 +37,8 @@ def imported_names(path: Path) -> list[str]:
 
 def test_the_core_modules_are_found():
     assert {"model.py", "ports.py", "delivery.py", "ingest.py", "retry.py", "mapping.py"} <= {
-        p.name for p in CORE_MODULES}
+        p.name for p in CORE_MODULES
+    }
 
 
 @pytest.mark.parametrize("path", CORE_MODULES, ids=lambda p: p.name)
@@ -54,11 +56,13 @@ def test_a_core_module_imports_no_adapter_and_no_aws_or_http_library(path):
 def test_importing_the_whole_core_loads_neither_boto3_nor_urllib3():
     # Powertools itself imports botocore when it is installed (for its user agent), so only the two
     # libraries the core could pull in on its own are checked in a fresh interpreter.
-    code = ("import importlib, pkgutil, sys\n"
-            "import signal_freshdesk.core as core\n"
-            "for m in pkgutil.iter_modules(core.__path__): importlib.import_module(f'signal_freshdesk.core.{m.name}')\n"
-            "print(sorted({k.split('.')[0] for k in sys.modules} & {'boto3', 'urllib3'}))\n"
-            "print(sorted(k for k in sys.modules if k.startswith('signal_freshdesk.adapters')))\n")
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import signal_freshdesk.core as core\n"
+        "for m in pkgutil.iter_modules(core.__path__): importlib.import_module(f'signal_freshdesk.core.{m.name}')\n"
+        "print(sorted({k.split('.')[0] for k in sys.modules} & {'boto3', 'urllib3'}))\n"
+        "print(sorted(k for k in sys.modules if k.startswith('signal_freshdesk.adapters')))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ["[]", "[]"]
 

@@ -44,14 +44,16 @@ def test_from_env_blank_values_mean_defaults():
 
 
 def test_from_env_parses_values():
-    settings = Settings.from_env({
-        "FRESHDESK_SECRET_ID": " arn:aws:secretsmanager:eu-west-1:123456789012:secret:fd ",
-        "RETRY_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/retry",
-        "FRESHDESK_BASE_URL": "http://127.0.0.1:8080/",
-        "DEFAULT_PHONE_REGION": " us ",
-        "CONSENT_MODE": " TAG_ONLY ",
-        "MAX_ATTEMPTS": " 3 ",
-    })
+    settings = Settings.from_env(
+        {
+            "FRESHDESK_SECRET_ID": " arn:aws:secretsmanager:eu-west-1:123456789012:secret:fd ",
+            "RETRY_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/retry",
+            "FRESHDESK_BASE_URL": "http://127.0.0.1:8080/",
+            "DEFAULT_PHONE_REGION": " us ",
+            "CONSENT_MODE": " TAG_ONLY ",
+            "MAX_ATTEMPTS": " 3 ",
+        }
+    )
     assert settings.secret_id == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:fd"
     assert settings.retry_queue_url == "https://sqs.eu-west-1.amazonaws.com/123456789012/retry"
     assert settings.base_url_override == "http://127.0.0.1:8080"
@@ -114,8 +116,15 @@ def test_parse_credentials_trims_values():
 
 @pytest.mark.parametrize(
     "domain",
-    ["https://acme.freshdesk.com", "https://acme.freshdesk.com/", "http://acme.freshdesk.com", "HTTPS://ACME.FRESHDESK.COM",
-     "ACME", "Acme", "acme"],
+    [
+        "https://acme.freshdesk.com",
+        "https://acme.freshdesk.com/",
+        "http://acme.freshdesk.com",
+        "HTTPS://ACME.FRESHDESK.COM",
+        "ACME",
+        "Acme",
+        "acme",
+    ],
 )
 def test_domain_reduces_to_subdomain(domain):
     assert normalise_domain(domain) == "acme"
@@ -190,8 +199,16 @@ def test_webhook_token_of_16_characters_is_accepted():
     assert parse_credentials(secret(webhook_token="x" * 16)).webhook_token == "x" * 16
 
 
-@pytest.mark.parametrize("raw", [None, "acme", ["acme", "key", "token"], 42,
-                                 '{"domain": "acme", "api_key": "k", "webhook_token": "0123456789abcdef"}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        "acme",
+        ["acme", "key", "token"],
+        42,
+        '{"domain": "acme", "api_key": "k", "webhook_token": "0123456789abcdef"}',
+    ],
+)
 def test_non_dict_secret_is_rejected(raw):
     with pytest.raises(ConfigError):
         parse_credentials(raw)

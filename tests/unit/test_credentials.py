@@ -189,7 +189,8 @@ def test_a_failed_read_is_not_cached(clock):
 
 
 def test_an_invalid_secret_raises_config_error(clock):
-    store = CredentialStore(CallableSource(lambda: {"domain": "acme.evil.com", "api_key": "k", "webhook_token": "t" * 16}),
-                            clock=clock)
+    store = CredentialStore(
+        CallableSource(lambda: {"domain": "acme.evil.com", "api_key": "k", "webhook_token": "t" * 16}), clock=clock
+    )
     with pytest.raises(ConfigError):
         store.get()

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+
 from signal_freshdesk.core import envelope
 from signal_freshdesk.core.errors import SecretUnavailable
 from signal_freshdesk.core.ingest import handle_webhook
@@ -18,33 +19,48 @@ from signal_freshdesk.core.ports import DONE, IN_PROGRESS, Claim
 from signal_freshdesk.core.retry import handle_retry_batch
 from signal_freshdesk.core.settings import Settings
 from signal_freshdesk.core.timing import Deadline
-
 from tests.fakes import WEBHOOK_TOKEN, Ports, fake_ports
 
 GRANTED = {"canonical": {"marketing": True}}
 
 
 def identified(message_id: str = "m-1", **traits: Any) -> dict[str, Any]:
-    return {"type": "identify", "messageId": message_id, "userId": f"usr-{message_id}",
-            "traits": {"name": "Ada Lovelace", "email": f"{message_id}@example.com", **traits},
-            "context": {"consent": GRANTED}}
+    return {
+        "type": "identify",
+        "messageId": message_id,
+        "userId": f"usr-{message_id}",
+        "traits": {"name": "Ada Lovelace", "email": f"{message_id}@example.com", **traits},
+        "context": {"consent": GRANTED},
+    }
 
 
 def signed_up(message_id: str = "s-1") -> dict[str, Any]:
-    return {"type": "track", "event": "Signed Up", "messageId": message_id, "userId": f"usr-{message_id}",
-            "properties": {"method": "google"},
-            "traits": {"name": "Grace Hopper", "email": f"{message_id}@example.com"},
-            "context": {"consent": GRANTED}}
+    return {
+        "type": "track",
+        "event": "Signed Up",
+        "messageId": message_id,
+        "userId": f"usr-{message_id}",
+        "properties": {"method": "google"},
+        "traits": {"name": "Grace Hopper", "email": f"{message_id}@example.com"},
+        "context": {"consent": GRANTED},
+    }
 
 
 def phone_only(message_id: str = "p-1") -> dict[str, Any]:
-    return {"type": "identify", "messageId": message_id, "traits": {"name": "Alan Turing", "phone": "07700 900123"},
-            "context": {"consent": GRANTED}}
+    return {
+        "type": "identify",
+        "messageId": message_id,
+        "traits": {"name": "Alan Turing", "phone": "07700 900123"},
+        "context": {"consent": GRANTED},
+    }
 
 
 def request(body: Any, token: str = WEBHOOK_TOKEN) -> dict[str, Any]:
-    return {"headers": {"authorization": f"Bearer {token}", "content-type": "application/json"},
-            "body": json.dumps(body), "isBase64Encoded": False}
+    return {
+        "headers": {"authorization": f"Bearer {token}", "content-type": "application/json"},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
 
 
 def post(ports: Ports, body: Any, *, seconds: float = 25.0, token: str = WEBHOOK_TOKEN) -> tuple[int, dict]:
@@ -53,8 +69,9 @@ def post(ports: Ports, body: Any, *, seconds: float = 25.0, token: str = WEBHOOK
 
 
 def conflict_409(*ids: int) -> Answer:
-    return Answer(409, {"errors": [{"field": "email", "code": "duplicate_value",
-                                    "additional_info": {"user_id": i}} for i in ids]})
+    return Answer(
+        409, {"errors": [{"field": "email", "code": "duplicate_value", "additional_info": {"user_id": i}} for i in ids]}
+    )
 
 
 @pytest.fixture
@@ -103,8 +120,9 @@ def test_a_429_is_queued_with_the_delay_freshdesk_asked_for(ports):
     assert queued["last_error"]["status"] == 429
 
 
-@pytest.mark.parametrize("answer", [Answer(503, "busy"), Answer(None, error="ReadTimeoutError")],
-                         ids=["5xx", "timeout"])
+@pytest.mark.parametrize(
+    "answer", [Answer(503, "busy"), Answer(None, error="ReadTimeoutError")], ids=["5xx", "timeout"]
+)
 def test_a_5xx_or_no_answer_is_queued_with_backoff(ports, answer):
     ports.freshdesk.script("create", answer)
     status, body = post(ports, identified())
@@ -126,8 +144,9 @@ def test_a_401_re_reads_the_secret_past_the_cache_and_tries_once_more(ports):
 
 
 def test_a_second_401_is_rejected_and_parked(ports):
-    ports.freshdesk.script("create", Answer(401, {"code": "invalid_credentials"}),
-                           Answer(401, {"code": "invalid_credentials"}))
+    ports.freshdesk.script(
+        "create", Answer(401, {"code": "invalid_credentials"}), Answer(401, {"code": "invalid_credentials"})
+    )
     status, body = post(ports, identified())
     assert (status, body["outcome"]) == (401, "rejected")
     assert len(ports.freshdesk.calls) == 2
@@ -242,16 +261,26 @@ def test_without_a_working_store_events_are_still_delivered(ports):
 
 # --------------------------------------------------------------------------- the retry function
 def sqs_event(*bodies: Any) -> dict[str, Any]:
-    return {"Records": [{"messageId": f"sqs-{i}", "receiptHandle": f"r-{i}", "eventSource": "aws:sqs",
-                         "body": body if isinstance(body, str) else json.dumps(body)}
-                        for i, body in enumerate(bodies)]}
+    return {
+        "Records": [
+            {
+                "messageId": f"sqs-{i}",
+                "receiptHandle": f"r-{i}",
+                "eventSource": "aws:sqs",
+                "body": body if isinstance(body, str) else json.dumps(body),
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
 
 
-def queued(event: dict[str, Any], ports: Ports, *, attempts: int = 1, age: float = 60.0,
-           outcome: str = envelope.QUEUED) -> dict[str, Any]:
+def queued(
+    event: dict[str, Any], ports: Ports, *, attempts: int = 1, age: float = 60.0, outcome: str = envelope.QUEUED
+) -> dict[str, Any]:
     result = Result(event["messageId"], Outcome.QUEUED, 503, reason="freshdesk_unavailable")
-    return envelope.make_envelope(event, result, attempts=attempts, first_seen=ports.clock.time() - age,
-                                  outcome=outcome)
+    return envelope.make_envelope(
+        event, result, attempts=attempts, first_seen=ports.clock.time() - age, outcome=outcome
+    )
 
 
 def retry(ports: Ports, event: dict[str, Any], seconds: float = 55.0) -> dict[str, Any]:
@@ -301,8 +330,9 @@ def test_a_message_sqs_delivers_again_after_it_was_handled_costs_no_call(ports):
 
 def test_a_replay_from_the_dlq_is_tried_again_although_it_was_rejected(ports):
     ports.store.records["r-7"] = Claim(DONE, {"outcome": "rejected", "status": 400})
-    replay = envelope.replay_envelope(queued(identified("r-7"), ports, outcome=envelope.REJECTED),
-                                      now=ports.clock.time())
+    replay = envelope.replay_envelope(
+        queued(identified("r-7"), ports, outcome=envelope.REJECTED), now=ports.clock.time()
+    )
     retry(ports, sqs_event(replay))
     assert ports.freshdesk.methods() == ["create"]
 

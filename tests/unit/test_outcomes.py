@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
+
 from signal_freshdesk.core.backoff import backoff_delay, retry_after_seconds
 from signal_freshdesk.core.model import Answer, Operation, Outcome
 from signal_freshdesk.core.outcomes import (
@@ -33,8 +35,12 @@ def conflict_body(*user_ids: object) -> dict:
     return {
         "description": "Validation failed",
         "errors": [
-            {"field": "email", "additional_info": {"user_id": uid}, "message": "It should be a unique value",
-             "code": "duplicate_value"}
+            {
+                "field": "email",
+                "additional_info": {"user_id": uid},
+                "message": "It should be a unique value",
+                "code": "duplicate_value",
+            }
             for uid in user_ids
         ],
     }
@@ -43,8 +49,9 @@ def conflict_body(*user_ids: object) -> dict:
 def invalid_fields_body(*pairs: tuple[str, str]) -> dict:
     return {
         "description": "Validation failed",
-        "errors": [{"field": field, "message": "Unexpected/invalid field in request", "code": code}
-                   for field, code in pairs],
+        "errors": [
+            {"field": field, "message": "Unexpected/invalid field in request", "code": code} for field, code in pairs
+        ],
     }
 
 
@@ -100,8 +107,15 @@ def test_identified_409_naming_two_different_ids_is_conflict_with_warning():
 
 @pytest.mark.parametrize(
     "body",
-    [None, {}, {"errors": []}, {"errors": [{"field": "email", "code": "duplicate_value"}]}, conflict_body("42"),
-     conflict_body(True), "conflict"],
+    [
+        None,
+        {},
+        {"errors": []},
+        {"errors": [{"field": "email", "code": "duplicate_value"}]},
+        conflict_body("42"),
+        conflict_body(True),
+        "conflict",
+    ],
 )
 def test_identified_409_with_no_id_is_conflict_with_warning(body):
     verdict = judge_create(Operation.IDENTIFY, Answer(409, body), CONTACT)
@@ -172,15 +186,17 @@ def test_400_invalid_custom_field_we_sent_is_resent_without_it(operation):
 
 
 def test_400_invalid_custom_field_named_with_cf_prefix_is_resent_without_it():
-    verdict = judge_create(Operation.SIGN_UP, Answer(400, invalid_fields_body(("cf_signup_method", "invalid_field"))),
-                           CONTACT)
+    verdict = judge_create(
+        Operation.SIGN_UP, Answer(400, invalid_fields_body(("cf_signup_method", "invalid_field"))), CONTACT
+    )
     assert verdict.action is Action.RESEND_WITHOUT
     assert verdict.fields == ("signup_method",)
 
 
 def test_400_invalid_unique_external_id_we_sent_is_resent_without_it():
-    verdict = judge_create(Operation.IDENTIFY, Answer(400, invalid_fields_body(("unique_external_id", "invalid_field"))),
-                           CONTACT)
+    verdict = judge_create(
+        Operation.IDENTIFY, Answer(400, invalid_fields_body(("unique_external_id", "invalid_field"))), CONTACT
+    )
     assert verdict.action is Action.RESEND_WITHOUT
     assert verdict.fields == ("unique_external_id",)
 
@@ -244,8 +260,9 @@ def test_400_without_usable_errors_is_rejected(body):
 
 @pytest.mark.parametrize("status", [403, 404])
 def test_invalid_field_body_on_other_statuses_is_rejected(status):
-    verdict = judge_create(Operation.SIGN_UP, Answer(status, invalid_fields_body(("signup_method", "invalid_field"))),
-                           CONTACT)
+    verdict = judge_create(
+        Operation.SIGN_UP, Answer(status, invalid_fields_body(("signup_method", "invalid_field"))), CONTACT
+    )
     assert verdict.action is Action.REJECT
 
 
@@ -274,8 +291,17 @@ def test_update_409_is_conflict():
 
 @pytest.mark.parametrize(
     ("status", "action"),
-    [(429, Action.RETRY), (500, Action.RETRY), (503, Action.RETRY), (None, Action.RETRY), (401, Action.REAUTH),
-     (400, Action.REJECT), (403, Action.REJECT), (404, Action.REJECT), (405, Action.REJECT)],
+    [
+        (429, Action.RETRY),
+        (500, Action.RETRY),
+        (503, Action.RETRY),
+        (None, Action.RETRY),
+        (401, Action.REAUTH),
+        (400, Action.REJECT),
+        (403, Action.REJECT),
+        (404, Action.REJECT),
+        (405, Action.REJECT),
+    ],
 )
 def test_update_other_answers_follow_the_table(status, action):
     assert judge_update(Answer(status), CONTACT).action is action
@@ -293,9 +319,15 @@ def test_read_200_is_done():
 
 @pytest.mark.parametrize(
     ("status", "action", "outcome"),
-    [(429, Action.RETRY, Outcome.QUEUED), (502, Action.RETRY, Outcome.QUEUED), (None, Action.RETRY, Outcome.QUEUED),
-     (401, Action.REAUTH, Outcome.REJECTED), (403, Action.REJECT, Outcome.REJECTED),
-     (404, Action.REJECT, Outcome.REJECTED), (405, Action.REJECT, Outcome.REJECTED)],
+    [
+        (429, Action.RETRY, Outcome.QUEUED),
+        (502, Action.RETRY, Outcome.QUEUED),
+        (None, Action.RETRY, Outcome.QUEUED),
+        (401, Action.REAUTH, Outcome.REJECTED),
+        (403, Action.REJECT, Outcome.REJECTED),
+        (404, Action.REJECT, Outcome.REJECTED),
+        (405, Action.REJECT, Outcome.REJECTED),
+    ],
 )
 def test_read_other_answers_follow_the_table(status, action, outcome):
     verdict = judge_read(Answer(status))
@@ -364,8 +396,7 @@ def test_merge_tags_has_no_duplicates():
 
 
 def test_merge_tags_ignores_non_strings():
-    assert merge_tags(["vip", 3, None, {"x": 1}, "beta"], ["marketing-consent"]) == ["vip", "beta",
-                                                                                      "marketing-consent"]
+    assert merge_tags(["vip", 3, None, {"x": 1}, "beta"], ["marketing-consent"]) == ["vip", "beta", "marketing-consent"]
 
 
 @pytest.mark.parametrize("existing", [None, "vip", {"tags": ["vip"]}, 5])
@@ -380,8 +411,9 @@ def test_merge_tags_with_nothing_of_ours_keeps_theirs():
 # --------------------------------------------------------------------------- retry_after_seconds
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("12", 12), ("12.0", 12), (" 30 ", 30), ("0", 0), ("900", 900),
-                                               ("3600", 3600)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("12", 12), ("12.0", 12), (" 30 ", 30), ("0", 0), ("900", 900), ("3600", 3600)]
+)
 def test_retry_after_parses_seconds(raw, expected):
     assert retry_after_seconds(Answer(429, headers={"Retry-After": raw})) == expected
 
@@ -444,7 +476,7 @@ def test_backoff_grows_exponentially_with_attempts():
     uppers = [backoff_delay(attempt, rng=_Edge(True)) for attempt in range(1, 8)]
     lowers = [backoff_delay(attempt, rng=_Edge(False)) for attempt in range(1, 8)]
     for seq in (uppers, lowers):
-        for before, after in zip(seq, seq[1:]):
+        for before, after in itertools.pairwise(seq):
             assert after == 2 * before
     assert uppers[0] >= 1
 
@@ -497,6 +529,7 @@ def test_backoff_keeps_jitter_at_the_cap():
 
 
 # --- a contact known only by its phone is looked up before it is created (Freshdesk allows duplicate phones)
+
 
 def test_phone_lookup_finding_nobody_creates_the_contact():
     assert judge_phone_lookup(Operation.IDENTIFY, Answer(200, [])).action is Action.CREATE

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from signal_freshdesk.core.envelope import slim_event
 from signal_freshdesk.core.mapping import (
     CONSENT_TAG,
@@ -175,7 +176,13 @@ def test_john_doe_body_keys_are_in_the_guide_order():
     decision = plan_event(sample("signed-up"))
     assert isinstance(decision, Delivery)
     assert list(decision.contact) == [
-        "name", "email", "phone", "unique_external_id", "job_title", "tags", "custom_fields",
+        "name",
+        "email",
+        "phone",
+        "unique_external_id",
+        "job_title",
+        "tags",
+        "custom_fields",
     ]
 
 
@@ -245,7 +252,9 @@ def test_sample_messages_ids_travel_with_decisions():
 
 
 def test_name_from_traits_name_is_trimmed():
-    assert contact_of(make_event(context_traits={"name": "  Jane Roe  ", "email": "j@example.com"}))["name"] == "Jane Roe"
+    assert (
+        contact_of(make_event(context_traits={"name": "  Jane Roe  ", "email": "j@example.com"}))["name"] == "Jane Roe"
+    )
 
 
 def test_name_truncated_to_255_characters():
@@ -408,7 +417,9 @@ def test_default_region_is_gb():
 )
 def test_phone_omitted_when_not_possible(raw, region):
     assert normalise_phone(raw, region) is None
-    contact = contact_of(make_event(context_traits={"name": "N", "email": "n@example.com", "phone": raw}), region=region)
+    contact = contact_of(
+        make_event(context_traits={"name": "N", "email": "n@example.com", "phone": raw}), region=region
+    )
     assert "phone" not in contact
 
 
@@ -543,7 +554,9 @@ def test_traits_read_from_context_traits():
 
 
 def test_traits_read_from_top_level_traits():
-    contact = contact_of(make_event("identify", None, context_traits={}, traits={"name": "Top", "email": "top@example.com"}))
+    contact = contact_of(
+        make_event("identify", None, context_traits={}, traits={"name": "Top", "email": "top@example.com"})
+    )
     assert (contact["name"], contact["email"]) == ("Top", "top@example.com")
 
 
@@ -553,7 +566,10 @@ def test_top_level_traits_win_key_by_key():
         traits={"name": "Top Name", "phone": "07700 900123"},
     )
     assert merged_traits(event) == {
-        "name": "Top Name", "email": "ctx@example.com", "title": "Ctx Title", "phone": "07700 900123",
+        "name": "Top Name",
+        "email": "ctx@example.com",
+        "title": "Ctx Title",
+        "phone": "07700 900123",
     }
     contact = contact_of(event)
     assert contact["name"] == "Top Name"  # top level wins for the key it has
@@ -620,8 +636,9 @@ _trait_keys = st.sampled_from(
     mode=st.sampled_from(["require", "tag_only", "off"]),
 )
 def test_any_delivered_body_has_no_empty_values_and_bounded_text(context_traits, traits, user_id, method, name, mode):
-    event = make_event("track", name, context_traits=context_traits, traits=traits, user_id=user_id,
-                       properties={"method": method})
+    event = make_event(
+        "track", name, context_traits=context_traits, traits=traits, user_id=user_id, properties={"method": method}
+    )
     decision = plan_event(event, consent_mode=mode)
     if isinstance(decision, Drop):
         assert decision.reason in (DropReason.ANONYMOUS, DropReason.MISSING_NAME)
@@ -629,7 +646,14 @@ def test_any_delivered_body_has_no_empty_values_and_bounded_text(context_traits,
     contact = decision.contact
     assert_no_empty_values(contact)
     assert set(contact) <= {
-        "name", "email", "phone", "unique_external_id", "job_title", "company_id", "tags", "custom_fields",
+        "name",
+        "email",
+        "phone",
+        "unique_external_id",
+        "job_title",
+        "company_id",
+        "tags",
+        "custom_fields",
     }
     assert isinstance(contact["name"], str) and 0 < len(contact["name"]) <= 255
     assert contact["name"] == contact["name"].strip()
@@ -809,6 +833,7 @@ def test_identity_still_enforced_when_consent_is_off():
 
 # --- what the retry queue and the DLQ keep of an event
 
+
 def test_slim_event_maps_exactly_like_the_full_event_for_every_sample():
     for name in ("signed-up", "identified", "page-view", "anonymous-track", "consent-denied", "batch"):
         for event in signal_events_of(load_event(name)):
@@ -824,9 +849,13 @@ def test_slim_event_drops_what_the_preset_does_not_read():
 
 
 def test_slim_event_bounds_huge_values_without_changing_the_mapping():
-    event = {"type": "identify", "userId": "u" * 5000, "messageId": "m",
-             "traits": {"name": "N" * 2_000_000, "email": "a" * 900_000 + "@example.com", "note": "x" * 10**6},
-             "context": {"consent": {"canonical": {"marketing": True, "analytics": "y" * 10**6}}}}
+    event = {
+        "type": "identify",
+        "userId": "u" * 5000,
+        "messageId": "m",
+        "traits": {"name": "N" * 2_000_000, "email": "a" * 900_000 + "@example.com", "note": "x" * 10**6},
+        "context": {"consent": {"canonical": {"marketing": True, "analytics": "y" * 10**6}}},
+    }
     slim = slim_event(event)
     assert len(json.dumps(slim)) < 20_000
     assert plan_event(slim) == plan_event(event)

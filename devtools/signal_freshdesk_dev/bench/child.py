@@ -54,32 +54,63 @@ def signal_event(prefix: str, i: int) -> dict:
     """A Signed Up event (as events/signed-up.json), unique per (prefix, i) so Freshdesk answers 201."""
     tag = f"{prefix}-{i}"
     return {
-        "type": "track", "event": "Signed Up", "properties": {"method": "email"}, "traits": {},
-        "userId": f"usr_{tag}", "anonymousId": f"anon_{tag}",
+        "type": "track",
+        "event": "Signed Up",
+        "properties": {"method": "email"},
+        "traits": {},
+        "userId": f"usr_{tag}",
+        "anonymousId": f"anon_{tag}",
         "context": {
             "page": {"url": "https://shop.example.com/signup", "path": "/signup", "title": "Sign up"},
-            "locale": "en-GB", "ip": "203.0.113.42", "userAgent": "Mozilla/5.0",
-            "traits": {"name": "John Doe", "email": f"John.Doe.{tag}@example.com", "phone": "07700 900123",
-                       "title": "Head of Growth"},
-            "consent": {"categories": {"necessary": True, "marketing": True},
-                        "canonical": {"essential": True, "functional": True, "analytics": True, "marketing": True}},
+            "locale": "en-GB",
+            "ip": "203.0.113.42",
+            "userAgent": "Mozilla/5.0",
+            "traits": {
+                "name": "John Doe",
+                "email": f"John.Doe.{tag}@example.com",
+                "phone": "07700 900123",
+                "title": "Head of Growth",
+            },
+            "consent": {
+                "categories": {"necessary": True, "marketing": True},
+                "canonical": {"essential": True, "functional": True, "analytics": True, "marketing": True},
+            },
         },
-        "timestamp": "2026-02-25T14:30:00.000Z", "messageId": f"msg-{tag}",
+        "timestamp": "2026-02-25T14:30:00.000Z",
+        "messageId": f"msg-{tag}",
     }
 
 
 def api_request(body: str, token: str) -> dict:
     """The HTTP API (payload 2.0) request Lambda receives for a POST /events."""
     return {
-        "version": "2.0", "routeKey": "POST /events", "rawPath": "/events", "rawQueryString": "",
-        "headers": {"authorization": f"Bearer {token}", "content-type": "application/json",
-                    "user-agent": "Datafly-Signal-Webhook"},
-        "requestContext": {"accountId": "123456789012", "apiId": "bench", "domainName": "127.0.0.1",
-                           "http": {"method": "POST", "path": "/events", "protocol": "HTTP/1.1",
-                                    "sourceIp": "203.0.113.10", "userAgent": "Datafly-Signal-Webhook"},
-                           "requestId": f"bench-{time.perf_counter_ns()}", "routeKey": "POST /events",
-                           "stage": "$default", "timeEpoch": int(time.time() * 1000)},
-        "isBase64Encoded": False, "body": body,
+        "version": "2.0",
+        "routeKey": "POST /events",
+        "rawPath": "/events",
+        "rawQueryString": "",
+        "headers": {
+            "authorization": f"Bearer {token}",
+            "content-type": "application/json",
+            "user-agent": "Datafly-Signal-Webhook",
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "bench",
+            "domainName": "127.0.0.1",
+            "http": {
+                "method": "POST",
+                "path": "/events",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.10",
+                "userAgent": "Datafly-Signal-Webhook",
+            },
+            "requestId": f"bench-{time.perf_counter_ns()}",
+            "routeKey": "POST /events",
+            "stage": "$default",
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "isBase64Encoded": False,
+        "body": body,
     }
 
 
@@ -100,7 +131,7 @@ def quiet_logs() -> None:
     import logging
     import os
 
-    sink = open(os.devnull, "w")
+    sink = open(os.devnull, "w")  # noqa: SIM115 - kept open for the life of this child process
     for name in ("signal-freshdesk", "signal-freshdesk-naive"):
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler):
@@ -122,10 +153,15 @@ def run_cold(which: str, params: dict) -> dict:
     started = time.perf_counter()
     answer = handler(request, Context())
     done = time.perf_counter()
-    return {"import_ms": (imported - T0) * 1000, "first_event_ms": (done - started) * 1000,
-            "cold_ms": (imported - T0 + done - started) * 1000, "cpu_ms": (time.process_time() - CPU0) * 1000,
-            "status": answer["statusCode"], "boto3_loaded": "boto3" in sys.modules,
-            "modules": len(sys.modules)}
+    return {
+        "import_ms": (imported - T0) * 1000,
+        "first_event_ms": (done - started) * 1000,
+        "cold_ms": (imported - T0 + done - started) * 1000,
+        "cpu_ms": (time.process_time() - CPU0) * 1000,
+        "status": answer["statusCode"],
+        "boto3_loaded": "boto3" in sys.modules,
+        "modules": len(sys.modules),
+    }
 
 
 def run_warm(which: str, params: dict) -> dict:
@@ -140,14 +176,22 @@ def run_warm(which: str, params: dict) -> dict:
     quiet_logs()
     prefix, token, rounds, per_round = params["prefix"], params["token"], params["rounds"], params["per_round"]
     url = params["freshdesk_url"] + "/api/v2/contacts"
-    headers = {"Authorization": "Basic " + base64.b64encode(f"{params['api_key']}:X".encode()).decode("ascii"),
-               "Accept": "application/json", "User-Agent": "signal-freshdesk/0.1",
-               "Content-Type": "application/json"}
+    headers = {
+        "Authorization": "Basic " + base64.b64encode(f"{params['api_key']}:X".encode()).decode("ascii"),
+        "Accept": "application/json",
+        "User-Agent": "signal-freshdesk/0.1",
+        "Content-Type": "application/json",
+    }
     bare = urllib3.PoolManager(maxsize=1, retries=False)
     total = 20 + rounds * per_round
     requests = [single(f"{prefix}h", i, token) for i in range(total)]
-    bodies = [json.dumps(plan_event(signal_event(f"{prefix}b", i), region="GB", consent_mode="require").contact,
-                         separators=(",", ":")).encode() for i in range(total)]
+    bodies = [
+        json.dumps(
+            plan_event(signal_event(f"{prefix}b", i), region="GB", consent_mode="require").contact,
+            separators=(",", ":"),
+        ).encode()
+        for i in range(total)
+    ]
     handler_ms: list[float] = []
     bare_ms: list[float] = []
     statuses: dict[str, int] = {}
@@ -181,8 +225,11 @@ def run_warm(which: str, params: dict) -> dict:
     for r in range(rounds):
         part = slice(r * per_round, (r + 1) * per_round)
         rounds_out.append({"handler_ms": median(handler_ms[part]), "bare_ms": median(bare_ms[part])})
-    return {"rounds": rounds_out, "statuses": statuses,
-            "handler_cpu_ms_per_event": handler_cpu * 1000 / (rounds * per_round)}
+    return {
+        "rounds": rounds_out,
+        "statuses": statuses,
+        "handler_cpu_ms_per_event": handler_cpu * 1000 / (rounds * per_round),
+    }
 
 
 def run_batch(which: str, params: dict) -> dict:
@@ -203,8 +250,15 @@ def run_batch(which: str, params: dict) -> dict:
         results = json.loads(answer["body"]).get("results", [])
         for result in results:
             outcomes[result["outcome"]] = outcomes.get(result["outcome"], 0) + 1
-        runs.append({"seconds": elapsed, "cpu_ms": cpu * 1000, "status": answer["statusCode"],
-                     "results": len(results), "outcomes": outcomes})
+        runs.append(
+            {
+                "seconds": elapsed,
+                "cpu_ms": cpu * 1000,
+                "status": answer["statusCode"],
+                "results": len(results),
+                "outcomes": outcomes,
+            }
+        )
     return {"runs": runs}
 
 
@@ -225,8 +279,13 @@ def run_rss(which: str, params: dict) -> dict:
     urllib3.request("POST", params["freshdesk_url"] + "/_sandbox/faults", json={"fail_status": 503, "count": 1})
     queued = handler(single(f"{prefix}q", 0, token), Context())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"rss_kb_before_queue": before_queue, "rss_kb": peak, "batch_delivered": delivered,
-            "queued_status": queued["statusCode"], "boto3_loaded": "boto3" in sys.modules}
+    return {
+        "rss_kb_before_queue": before_queue,
+        "rss_kb": peak,
+        "batch_delivered": delivered,
+        "queued_status": queued["statusCode"],
+        "boto3_loaded": "boto3" in sys.modules,
+    }
 
 
 def run_drain(which: str, params: dict) -> dict:
@@ -258,8 +317,12 @@ def run_drain(which: str, params: dict) -> dict:
         time.sleep(0.05)
     import resource
 
-    return {"invocations": stats.invocations, "records": stats.records, "failures": stats.failures,
-            "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    return {
+        "invocations": stats.invocations,
+        "records": stats.records,
+        "failures": stats.failures,
+        "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
 
 
 MODES = {"cold": run_cold, "warm": run_warm, "batch": run_batch, "rss": run_rss, "drain": run_drain}

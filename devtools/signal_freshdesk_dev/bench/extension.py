@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"
@@ -25,12 +26,19 @@ SecretLookup = Callable[[str], "dict[str, Any] | None"]
 
 def static_lookup(secrets: dict[str, str]) -> SecretLookup:
     """A lookup over fixed {secret id: SecretString} pairs."""
+
     def lookup(secret_id: str) -> dict[str, Any] | None:
         if secret_id not in secrets:
             return None
-        return {"ARN": secret_id, "Name": secret_id.rsplit(":", 1)[-1], "SecretString": secrets[secret_id],
-                "VersionId": "00000000-0000-0000-0000-000000000001", "VersionStages": ["AWSCURRENT"],
-                "CreatedDate": "2025-01-01T00:00:00.000Z"}
+        return {
+            "ARN": secret_id,
+            "Name": secret_id.rsplit(":", 1)[-1],
+            "SecretString": secrets[secret_id],
+            "VersionId": "00000000-0000-0000-0000-000000000001",
+            "VersionStages": ["AWSCURRENT"],
+            "CreatedDate": "2025-01-01T00:00:00.000Z",
+        }
+
     return lookup
 
 
@@ -50,15 +58,16 @@ def boto3_lookup(endpoint_url: str | None = None, region: str = "eu-west-1") -> 
         if created is not None and not isinstance(created, str):
             answer["CreatedDate"] = created.isoformat()
         return answer
+
     return lookup
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-    server: "_Server"
+    server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def do_GET(self) -> None:
@@ -94,7 +103,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], stand_in: "ExtensionStandIn") -> None:
+    def __init__(self, address: tuple[str, int], stand_in: ExtensionStandIn) -> None:
         self.stand_in = stand_in
         super().__init__(address, _Handler)
 
@@ -102,8 +111,15 @@ class _Server(ThreadingHTTPServer):
 class ExtensionStandIn:
     """Serve secrets as the extension does, with a cache of `ttl` seconds in front of `lookup`."""
 
-    def __init__(self, lookup: SecretLookup, *, token: str = "testing", host: str = "127.0.0.1", port: int = 0,
-                 ttl: float = 300.0) -> None:
+    def __init__(
+        self,
+        lookup: SecretLookup,
+        *,
+        token: str = "testing",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ttl: float = 300.0,
+    ) -> None:
         self.lookup = lookup
         self.token = token
         self.host = host
@@ -133,10 +149,14 @@ class ExtensionStandIn:
             raise RuntimeError("stand-in not started")
         return self._server.server_address[1]
 
-    def start(self) -> "ExtensionStandIn":
+    def start(self) -> ExtensionStandIn:
         self._server = _Server((self.host, self.requested_port), self)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="secrets-extension-stand-in", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="secrets-extension-stand-in",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -149,7 +169,7 @@ class ExtensionStandIn:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "ExtensionStandIn":
+    def __enter__(self) -> ExtensionStandIn:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

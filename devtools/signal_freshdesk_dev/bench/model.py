@@ -25,11 +25,11 @@ LAMBDA_MEMORY_FLOOR_MB = 128
 UNLIMITED = 10**6  # the sandbox's rate limit outside the drain test
 
 # -- the drain: Freshdesk's per-minute limit, with time scaled down ---------------------------------
-DRAIN_LIMIT = 40          # calls per window
-DRAIN_WINDOW = 5.0        # seconds per window (Freshdesk: 60)
+DRAIN_LIMIT = 40  # calls per window
+DRAIN_WINDOW = 5.0  # seconds per window (Freshdesk: 60)
 DRAIN_MEASURED_WINDOWS = 6
 DRAIN_BACKLOG = DRAIN_LIMIT * DRAIN_MEASURED_WINDOWS + DRAIN_LIMIT // 2  # outlasts the measured windows
-DRAIN_POLLERS = 2         # = the template's RetryMaxConcurrency default (MaximumConcurrency)
+DRAIN_POLLERS = 2  # = the template's RetryMaxConcurrency default (MaximumConcurrency)
 
 # -- AWS prices used for usd_per_million (public on-demand prices, US East (N. Virginia), arm64) ----
 # "Amazon API Gateway pricing" page, HTTP APIs: $1.00 per million requests (first 300 million a month).
@@ -50,9 +50,9 @@ MB_PER_VCPU = 1769
 
 # -- cost assumptions (stated in bench/results.md) ----------------------------------------------------
 FRESHDESK_LATENCY_MS = 150.0  # one Freshdesk call from AWS, as the batch test's sandbox delay
-COLD_SHARE = 0.01             # share of invocations that are cold starts
-QUEUED_SHARE = 0.02           # share of events queued once (429, 5xx) and delivered by the retry function
-SQS_REQUESTS_PER_QUEUED = 3   # SendMessage, ReceiveMessage, DeleteMessage (pessimistic: one message each)
+COLD_SHARE = 0.01  # share of invocations that are cold starts
+QUEUED_SHARE = 0.02  # share of events queued once (429, 5xx) and delivered by the retry function
+SQS_REQUESTS_PER_QUEUED = 3  # SendMessage, ReceiveMessage, DeleteMessage (pessimistic: one message each)
 
 
 @dataclass
@@ -83,8 +83,13 @@ def cost_model(figures: Figures, memory_mb: int) -> dict[str, Any]:
     lambda_requests = LAMBDA_USD_PER_MILLION_REQUESTS
     http = HTTP_API_USD_PER_MILLION
     # A queued event: SQS requests, one more invocation and its compute, idempotency read + write.
-    queued = QUEUED_SHARE * (SQS_REQUESTS_PER_QUEUED * SQS_USD_PER_MILLION_REQUESTS + lambda_requests
-                             + lambda_compute + DYNAMODB_USD_PER_MILLION_READS + DYNAMODB_USD_PER_MILLION_WRITES)
+    queued = QUEUED_SHARE * (
+        SQS_REQUESTS_PER_QUEUED * SQS_USD_PER_MILLION_REQUESTS
+        + lambda_requests
+        + lambda_compute
+        + DYNAMODB_USD_PER_MILLION_READS
+        + DYNAMODB_USD_PER_MILLION_WRITES
+    )
     # Idempotency (the template's default): a conditional write to claim, a write to complete.
     dynamodb = 2 * DYNAMODB_USD_PER_MILLION_WRITES
     # Batches of 100: one request and one invocation per 100 events; compute from the batch test.
@@ -93,15 +98,24 @@ def cost_model(figures: Figures, memory_mb: int) -> dict[str, Any]:
     batch_compute = gb * math.ceil(batch_ms) / 1000 * LAMBDA_ARM_USD_PER_GB_SECOND * 1e6 / BATCH_EVENTS
     batch_total = (http + lambda_requests) / BATCH_EVENTS + batch_compute + queued + dynamodb
     return {
-        "memory_mb": memory_mb, "cpu_share": share, "event_billed_ms": billed_ms,
+        "memory_mb": memory_mb,
+        "cpu_share": share,
+        "event_billed_ms": billed_ms,
         "est_cold_ms": cold["cpu_ms"] / share + max(0.0, cold["cold_ms"] - cold["cpu_ms"]),
-        "est_cold_shipped_ms": (shipped["cpu_ms"] / share + max(0.0, shipped["cold_ms"] - shipped["cpu_ms"])
-                                if shipped else float("nan")),
+        "est_cold_shipped_ms": (
+            shipped["cpu_ms"] / share + max(0.0, shipped["cold_ms"] - shipped["cpu_ms"]) if shipped else float("nan")
+        ),
         "est_batch_s": batch_ms / 1000,
-        "http_api": http, "lambda_requests": lambda_requests, "lambda_compute": lambda_compute,
-        "queued": queued, "dynamodb": dynamodb,
+        "http_api": http,
+        "lambda_requests": lambda_requests,
+        "lambda_compute": lambda_compute,
+        "queued": queued,
+        "dynamodb": dynamodb,
         "total": http + lambda_requests + lambda_compute + queued + dynamodb,
-        "total_without_idempotency": http + lambda_requests + lambda_compute + queued - QUEUED_SHARE * (
-            DYNAMODB_USD_PER_MILLION_READS + DYNAMODB_USD_PER_MILLION_WRITES),
+        "total_without_idempotency": http
+        + lambda_requests
+        + lambda_compute
+        + queued
+        - QUEUED_SHARE * (DYNAMODB_USD_PER_MILLION_READS + DYNAMODB_USD_PER_MILLION_WRITES),
         "total_batch100": batch_total,
     }

@@ -68,22 +68,35 @@ def lambda_handler(event, context):
 
 
 def _deliver(item: dict, secret: dict) -> dict:
-    plan = plan_event(item, region=os.environ.get("DEFAULT_PHONE_REGION", "GB"),
-                      consent_mode=os.environ.get("CONSENT_MODE", "require"))
+    plan = plan_event(
+        item,
+        region=os.environ.get("DEFAULT_PHONE_REGION", "GB"),
+        consent_mode=os.environ.get("CONSENT_MODE", "require"),
+    )
     if isinstance(plan, Drop):
         result = {"messageId": plan.message_id, "outcome": "dropped", "status": 200, "reason": plan.reason.value}
     else:
         base = os.environ.get("FRESHDESK_BASE_URL") or f"https://{secret['domain']}.freshdesk.com"
         auth = base64.b64encode(f"{secret['api_key']}:X".encode()).decode()
-        response = http.request("POST", base + "/api/v2/contacts", body=json.dumps(plan.contact).encode(),
-                                headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+        response = http.request(
+            "POST",
+            base + "/api/v2/contacts",
+            body=json.dumps(plan.contact).encode(),
+            headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
+        )
         if response.status == 201:
-            result = {"messageId": plan.message_id, "outcome": "delivered", "status": 201,
-                      "contact_id": json.loads(response.data).get("id")}
+            result = {
+                "messageId": plan.message_id,
+                "outcome": "delivered",
+                "status": 201,
+                "contact_id": json.loads(response.data).get("id"),
+            }
         elif response.status == 429 or response.status >= 500:
-            sqs_client.send_message(QueueUrl=os.environ["RETRY_QUEUE_URL"],
-                                    MessageBody=json.dumps({"attempts": 1, "event": item}),
-                                    DelaySeconds=min(int(response.headers.get("Retry-After", "10")), 900))
+            sqs_client.send_message(
+                QueueUrl=os.environ["RETRY_QUEUE_URL"],
+                MessageBody=json.dumps({"attempts": 1, "event": item}),
+                DelaySeconds=min(int(response.headers.get("Retry-After", "10")), 900),
+            )
             result = {"messageId": plan.message_id, "outcome": "queued", "status": 202}
         else:
             result = {"messageId": plan.message_id, "outcome": "rejected", "status": response.status}

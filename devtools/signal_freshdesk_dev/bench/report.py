@@ -6,12 +6,32 @@ import os
 import platform
 import time
 
-from .model import (BATCH_DELAY, BATCH_EVENTS, BATCH_TARGET_SECONDS, COLD_RATIO_TARGET, COLD_SHARE, DRAIN_BACKLOG,
-                    DRAIN_LIMIT, DRAIN_MEASURED_WINDOWS, DRAIN_POLLERS, DRAIN_RATIO_TARGET, DRAIN_WINDOW,
-                    DYNAMODB_USD_PER_MILLION_READS, DYNAMODB_USD_PER_MILLION_WRITES, FRESHDESK_LATENCY_MS,
-                    HTTP_API_USD_PER_MILLION, LAMBDA_ARM_USD_PER_GB_SECOND, LAMBDA_MEMORY_FLOOR_MB,
-                    LAMBDA_USD_PER_MILLION_REQUESTS, MB_PER_VCPU, QUEUED_SHARE, SQS_USD_PER_MILLION_REQUESTS,
-                    WARM_RATIO_TARGET, WASTED_429_TARGET, Figures)
+from .model import (
+    BATCH_DELAY,
+    BATCH_EVENTS,
+    BATCH_TARGET_SECONDS,
+    COLD_RATIO_TARGET,
+    COLD_SHARE,
+    DRAIN_BACKLOG,
+    DRAIN_LIMIT,
+    DRAIN_MEASURED_WINDOWS,
+    DRAIN_POLLERS,
+    DRAIN_RATIO_TARGET,
+    DRAIN_WINDOW,
+    DYNAMODB_USD_PER_MILLION_READS,
+    DYNAMODB_USD_PER_MILLION_WRITES,
+    FRESHDESK_LATENCY_MS,
+    HTTP_API_USD_PER_MILLION,
+    LAMBDA_ARM_USD_PER_GB_SECOND,
+    LAMBDA_MEMORY_FLOOR_MB,
+    LAMBDA_USD_PER_MILLION_REQUESTS,
+    MB_PER_VCPU,
+    QUEUED_SHARE,
+    SQS_USD_PER_MILLION_REQUESTS,
+    WARM_RATIO_TARGET,
+    WASTED_429_TARGET,
+    Figures,
+)
 
 
 def verdict(ok: bool) -> str:
@@ -23,42 +43,86 @@ def main_table(figures: Figures) -> list[list[str]]:
     cold, warm, warm_i = d["cold"], d["warm"], d["warm_idempotency"]
     cost = d["cost"]
     rows = [["figure", "measured", "baseline (same run)", "target", "result"]]
-    rows.append(["cold_ms / cold_ratio",
-                 f"{v['cold_ms']:.0f} ms (import {cold['ours']['import_ms']:.0f} + first event "
-                 f"{cold['ours']['first_event_ms']:.0f}); ratio {v['cold_ratio']:.2f} (CPU time: "
-                 f"{v['cold_cpu_ratio']:.2f})",
-                 f"naive handler {v['cold_naive_ms']:.0f} ms", f"ratio <= {COLD_RATIO_TARGET}",
-                 verdict(v["cold_ratio"] <= COLD_RATIO_TARGET)])
+    rows.append(
+        [
+            "cold_ms / cold_ratio",
+            f"{v['cold_ms']:.0f} ms (import {cold['ours']['import_ms']:.0f} + first event "
+            f"{cold['ours']['first_event_ms']:.0f}); ratio {v['cold_ratio']:.2f} (CPU time: "
+            f"{v['cold_cpu_ratio']:.2f})",
+            f"naive handler {v['cold_naive_ms']:.0f} ms",
+            f"ratio <= {COLD_RATIO_TARGET}",
+            verdict(v["cold_ratio"] <= COLD_RATIO_TARGET),
+        ]
+    )
     shipped = d.get("cold_shipped")
     if shipped:
-        rows.append(["cold_ratio_shipped (layer without .pyc, as `sam build` ships it)",
-                     f"{shipped['ours']['cold_ms']:.0f} ms; ratio {v['cold_ratio_shipped']:.2f}",
-                     f"naive handler {shipped['naive']['cold_ms']:.0f} ms", f"ratio <= {COLD_RATIO_TARGET}",
-                     verdict(v["cold_ratio_shipped"] <= COLD_RATIO_TARGET)])
-    rows.append(["warm_ratio",
-                 f"{warm['handler_ms']:.2f} ms per event; ratio {v['warm_ratio']:.2f}",
-                 f"bare urllib3 POST {warm['bare_ms']:.2f} ms", f"<= {WARM_RATIO_TARGET}",
-                 verdict(v["warm_ratio"] <= WARM_RATIO_TARGET)])
-    rows.append(["warm_ratio_idempotency (template default)",
-                 f"{warm_i['handler_ms']:.2f} ms per event; ratio {v['warm_ratio_idempotency']:.2f}",
-                 f"bare urllib3 POST {warm_i['bare_ms']:.2f} ms", "(no target: 2 DynamoDB calls per event)",
-                 "info"])
-    rows.append(["batch100_s", f"{v['batch100_s']:.2f} s, {v['batch100_accounted']}/{BATCH_EVENTS} accounted for",
-                 f"sequential {BATCH_EVENTS * BATCH_DELAY:.0f} s", f"<= {BATCH_TARGET_SECONDS} s, all accounted",
-                 verdict(v["batch100_s"] <= BATCH_TARGET_SECONDS and v["batch100_accounted"] == BATCH_EVENTS)])
+        rows.append(
+            [
+                "cold_ratio_shipped (layer without .pyc, as `sam build` ships it)",
+                f"{shipped['ours']['cold_ms']:.0f} ms; ratio {v['cold_ratio_shipped']:.2f}",
+                f"naive handler {shipped['naive']['cold_ms']:.0f} ms",
+                f"ratio <= {COLD_RATIO_TARGET}",
+                verdict(v["cold_ratio_shipped"] <= COLD_RATIO_TARGET),
+            ]
+        )
+    rows.append(
+        [
+            "warm_ratio",
+            f"{warm['handler_ms']:.2f} ms per event; ratio {v['warm_ratio']:.2f}",
+            f"bare urllib3 POST {warm['bare_ms']:.2f} ms",
+            f"<= {WARM_RATIO_TARGET}",
+            verdict(v["warm_ratio"] <= WARM_RATIO_TARGET),
+        ]
+    )
+    rows.append(
+        [
+            "warm_ratio_idempotency (template default)",
+            f"{warm_i['handler_ms']:.2f} ms per event; ratio {v['warm_ratio_idempotency']:.2f}",
+            f"bare urllib3 POST {warm_i['bare_ms']:.2f} ms",
+            "(no target: 2 DynamoDB calls per event)",
+            "info",
+        ]
+    )
+    rows.append(
+        [
+            "batch100_s",
+            f"{v['batch100_s']:.2f} s, {v['batch100_accounted']}/{BATCH_EVENTS} accounted for",
+            f"sequential {BATCH_EVENTS * BATCH_DELAY:.0f} s",
+            f"<= {BATCH_TARGET_SECONDS} s, all accounted",
+            verdict(v["batch100_s"] <= BATCH_TARGET_SECONDS and v["batch100_accounted"] == BATCH_EVENTS),
+        ]
+    )
     drain = d["drain"]
-    rows.append(["drain_ratio / wasted_429",
-                 f"{drain['rate_per_s']:.2f} events/s, ratio {v['drain_ratio']:.3f}; 429s {drain['429']}/"
-                 f"{drain['calls']} = {v['wasted_429']:.1%}; lost {drain['lost']}",
-                 f"limit {drain['limit_per_s']:.2f}/s ({DRAIN_LIMIT} per {DRAIN_WINDOW:g} s)",
-                 f">= {DRAIN_RATIO_TARGET}, <= {WASTED_429_TARGET:.0%}, none lost",
-                 verdict(v["drain_ratio"] >= DRAIN_RATIO_TARGET and v["wasted_429"] <= WASTED_429_TARGET
-                         and drain["lost"] == 0)])
-    rows.append(["rss_mb", f"{v['rss_mb']:.1f} MB", f"Lambda {LAMBDA_MEMORY_FLOOR_MB} MB "
-                 f"(naive: {v['rss_naive_mb']:.1f} MB)", f"fits in {LAMBDA_MEMORY_FLOOR_MB} MB",
-                 verdict(v["rss_mb"] < LAMBDA_MEMORY_FLOOR_MB)])
-    rows.append(["usd_per_million", f"${cost['total']:.2f} (single events, {cost['memory_mb']} MB)",
-                 f"batches of 100: ${cost['total_batch100']:.2f}", "stated with assumptions", "info"])
+    rows.append(
+        [
+            "drain_ratio / wasted_429",
+            f"{drain['rate_per_s']:.2f} events/s, ratio {v['drain_ratio']:.3f}; 429s {drain['429']}/"
+            f"{drain['calls']} = {v['wasted_429']:.1%}; lost {drain['lost']}",
+            f"limit {drain['limit_per_s']:.2f}/s ({DRAIN_LIMIT} per {DRAIN_WINDOW:g} s)",
+            f">= {DRAIN_RATIO_TARGET}, <= {WASTED_429_TARGET:.0%}, none lost",
+            verdict(
+                v["drain_ratio"] >= DRAIN_RATIO_TARGET and v["wasted_429"] <= WASTED_429_TARGET and drain["lost"] == 0
+            ),
+        ]
+    )
+    rows.append(
+        [
+            "rss_mb",
+            f"{v['rss_mb']:.1f} MB",
+            f"Lambda {LAMBDA_MEMORY_FLOOR_MB} MB (naive: {v['rss_naive_mb']:.1f} MB)",
+            f"fits in {LAMBDA_MEMORY_FLOOR_MB} MB",
+            verdict(v["rss_mb"] < LAMBDA_MEMORY_FLOOR_MB),
+        ]
+    )
+    rows.append(
+        [
+            "usd_per_million",
+            f"${cost['total']:.2f} (single events, {cost['memory_mb']} MB)",
+            f"batches of 100: ${cost['total_batch100']:.2f}",
+            "stated with assumptions",
+            "info",
+        ]
+    )
     return rows
 
 
@@ -75,121 +139,185 @@ def plain(rows: list[list[str]]) -> str:
 
 def bench_line(figures: Figures) -> str:
     v = figures.values
-    keys = [("cold_ms", "{:.0f}"), ("cold_naive_ms", "{:.0f}"), ("cold_ratio", "{:.3f}"), ("cold_cpu_ratio", "{:.3f}"),
-            ("cold_ratio_shipped", "{:.3f}"),
-            ("warm_ratio", "{:.3f}"), ("warm_ratio_idempotency", "{:.3f}"), ("batch100_s", "{:.2f}"),
-            ("batch100_accounted", "{}"), ("drain_ratio", "{:.3f}"), ("wasted_429", "{:.4f}"),
-            ("drain_lost", "{}"), ("rss_mb", "{:.1f}"), ("usd_per_million", "{:.3f}"),
-            ("usd_per_million_batch100", "{:.3f}"), ("memory_mb", "{}")]
+    keys = [
+        ("cold_ms", "{:.0f}"),
+        ("cold_naive_ms", "{:.0f}"),
+        ("cold_ratio", "{:.3f}"),
+        ("cold_cpu_ratio", "{:.3f}"),
+        ("cold_ratio_shipped", "{:.3f}"),
+        ("warm_ratio", "{:.3f}"),
+        ("warm_ratio_idempotency", "{:.3f}"),
+        ("batch100_s", "{:.2f}"),
+        ("batch100_accounted", "{}"),
+        ("drain_ratio", "{:.3f}"),
+        ("wasted_429", "{:.4f}"),
+        ("drain_lost", "{}"),
+        ("rss_mb", "{:.1f}"),
+        ("usd_per_million", "{:.3f}"),
+        ("usd_per_million_batch100", "{:.3f}"),
+        ("memory_mb", "{}"),
+    ]
     return "BENCH " + " ".join(f"{key}={fmt.format(v[key])}" for key, fmt in keys if key in v)
 
 
 def details_markdown(figures: Figures, command: str, elapsed: float) -> str:
     d = figures.details
     lines = [
-        "# Benchmark results", "",
+        "# Benchmark results",
+        "",
         f"`{command}` on {platform.machine()} Linux, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {elapsed:.0f} s. Timings are medians; every "
-        "target is a ratio to a baseline measured in the same run (this machine is shared and noisy).", "",
-        markdown(main_table(figures)), "",
-        "## Cold start", "",
+        "target is a ratio to a baseline measured in the same run (this machine is shared and noisy).",
+        "",
+        markdown(main_table(figures)),
+        "",
+        "## Cold start",
+        "",
         "A fresh process imports the ingest handler and answers one event (Signed Up: secret read, "
         "idempotency claim, Freshdesk POST, idempotency record, log line, EMF metrics). Freshdesk, AWS "
-        "(moto server via AWS_ENDPOINT_URL) and the extension stand-in run in another process.", "",
+        "(moto server via AWS_ENDPOINT_URL) and the extension stand-in run in another process.",
+        "",
         "| variant | cold ms | import ms | first event ms | CPU ms | process wall ms | modules | boto3 imported |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    labels = {"ours": "connector, secret via the extension (template default)",
-              "ours_no_idempotency": "connector, extension, EnableIdempotency=false",
-              "ours_boto3_secret": "connector, secret via boto3 (before)",
-              "naive": "naive baseline (Logger, Metrics, Tracer, boto3 clients at import)"}
+    labels = {
+        "ours": "connector, secret via the extension (template default)",
+        "ours_no_idempotency": "connector, extension, EnableIdempotency=false",
+        "ours_boto3_secret": "connector, secret via boto3 (before)",
+        "naive": "naive baseline (Logger, Metrics, Tracer, boto3 clients at import)",
+    }
     for name, row in d["cold"].items():
-        lines.append(f"| {labels[name]} | {row['cold_ms']:.0f} | {row['import_ms']:.0f} | {row['first_event_ms']:.0f} "
-                     f"| {row['cpu_ms']:.0f} | {row['process_wall_ms']:.0f} | {row['modules']:.0f} "
-                     f"| {'yes' if row['boto3_loaded'] else 'no'} |")
+        lines.append(
+            f"| {labels[name]} | {row['cold_ms']:.0f} | {row['import_ms']:.0f} | {row['first_event_ms']:.0f} "
+            f"| {row['cpu_ms']:.0f} | {row['process_wall_ms']:.0f} | {row['modules']:.0f} "
+            f"| {'yes' if row['boto3_loaded'] else 'no'} |"
+        )
     shipped = d.get("cold_shipped")
     if shipped:
-        lines += ["", "Above, every module loads from bytecode (the bench compiles the connector first; site-packages "
-                  "have theirs). `sam build` copies the layer without `.pyc` files, and Lambda cannot write them "
-                  "to its read-only /opt, so a real cold start also compiles every layer module it imports. "
-                  "Emulated with PYTHONPYCACHEPREFIX holding bytecode for the standard library and boto3 only:", "",
-                  "| variant (layer without bytecode) | cold ms | import ms | first event ms | CPU ms |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "Above, every module loads from bytecode (the bench compiles the connector first; site-packages "
+            "have theirs). `sam build` copies the layer without `.pyc` files, and Lambda cannot write them "
+            "to its read-only /opt, so a real cold start also compiles every layer module it imports. "
+            "Emulated with PYTHONPYCACHEPREFIX holding bytecode for the standard library and boto3 only:",
+            "",
+            "| variant (layer without bytecode) | cold ms | import ms | first event ms | CPU ms |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for name in ("ours", "naive"):
             row = shipped[name]
-            lines.append(f"| {labels[name]} | {row['cold_ms']:.0f} | {row['import_ms']:.0f} | "
-                         f"{row['first_event_ms']:.0f} | {row['cpu_ms']:.0f} |")
+            lines.append(
+                f"| {labels[name]} | {row['cold_ms']:.0f} | {row['import_ms']:.0f} | "
+                f"{row['first_event_ms']:.0f} | {row['cpu_ms']:.0f} |"
+            )
         lines.append(f"\nRatio without bytecode: {shipped['ours']['cold_ms'] / shipped['naive']['cold_ms']:.2f}.")
-    lines += ["", "Import time by package (`python -X importtime`, one run, ms; the modules' own times summed):", "",
-              "| package | connector | naive |", "| --- | --- | --- |"]
+    lines += [
+        "",
+        "Import time by package (`python -X importtime`, one run, ms; the modules' own times summed):",
+        "",
+        "| package | connector | naive |",
+        "| --- | --- | --- |",
+    ]
     ours, naive = d["imports"]["ours"], d["imports"]["naive"]
     for package in list(dict.fromkeys(list(ours)[:10] + list(naive)[:10])):
         lines.append(f"| {package} | {ours.get(package, 0):.1f} | {naive.get(package, 0):.1f} |")
-    lines += ["", "## Warm per-event time", "",
-              "One process answers single events in turn with a bare urllib3 POST of the same contact body "
-              "to the same sandbox (keep-alive), rounds of events, medians per round.", "",
-              "| configuration | handler ms | bare POST ms | ratio | handler CPU ms | round ratios |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Warm per-event time",
+        "",
+        "One process answers single events in turn with a bare urllib3 POST of the same contact body "
+        "to the same sandbox (keep-alive), rounds of events, medians per round.",
+        "",
+        "| configuration | handler ms | bare POST ms | ratio | handler CPU ms | round ratios |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for key, label in (("warm", "EnableIdempotency=false"), ("warm_idempotency", "template default (idempotency on)")):
         w = d[key]
-        lines.append(f"| {label} | {w['handler_ms']:.2f} | {w['bare_ms']:.2f} | {w['ratio']:.2f} | "
-                     f"{w['handler_cpu_ms']:.2f} | {', '.join(f'{r:.2f}' for r in w['round_ratios'])} |")
+        lines.append(
+            f"| {label} | {w['handler_ms']:.2f} | {w['bare_ms']:.2f} | {w['ratio']:.2f} | "
+            f"{w['handler_cpu_ms']:.2f} | {', '.join(f'{r:.2f}' for r in w['round_ratios'])} |"
+        )
     b = d["batch"]
-    lines += ["", "## Batch of 100", "",
-              f"The sandbox adds {BATCH_DELAY * 1000:.0f} ms to every answer. Default settings: "
-              f"{', '.join(f'{r['seconds']:.2f} s' for r in b['runs'])} (median {b['seconds']:.2f} s); "
-              f"handler CPU {b['cpu_ms']:.0f} ms per batch.", "",
-              "| BATCH_CONCURRENCY | seconds | delivered | CPU ms |", "| --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Batch of 100",
+        "",
+        f"The sandbox adds {BATCH_DELAY * 1000:.0f} ms to every answer. Default settings: "
+        f"{', '.join(f'{r["seconds"]:.2f} s' for r in b['runs'])} (median {b['seconds']:.2f} s); "
+        f"handler CPU {b['cpu_ms']:.0f} ms per batch.",
+        "",
+        "| BATCH_CONCURRENCY | seconds | delivered | CPU ms |",
+        "| --- | --- | --- | --- |",
+    ]
     for concurrency, row in d.get("batch_sweep", {}).items():
         lines.append(f"| {concurrency} | {row['seconds']:.2f} | {row['delivered']} | {row['cpu_ms']:.0f} |")
     retry_rss = max(p["rss_kb"] for p in d["drain"]["pollers"]) / 1024
-    lines += ["", "## Draining a backlog under the rate limit", "",
-              f"{DRAIN_BACKLOG} events queued in the retry queue, drained by {DRAIN_POLLERS} concurrent retry "
-              f"processes (SqsEventSource, as MaximumConcurrency {DRAIN_POLLERS}) against a sandbox limit of "
-              f"{DRAIN_LIMIT} calls per {DRAIN_WINDOW:g} s window (Freshdesk: per minute; "
-              f"FRESHDESK_RATE_WINDOW_SECONDS={DRAIN_WINDOW:g} here). Deliveries are counted over the first "
-              f"{DRAIN_MEASURED_WINDOWS} windows, while the backlog outlasts them.", "",
-              "| retry function | delivered / ideal | rate | Freshdesk calls | 429s | lost | drain time |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Draining a backlog under the rate limit",
+        "",
+        f"{DRAIN_BACKLOG} events queued in the retry queue, drained by {DRAIN_POLLERS} concurrent retry "
+        f"processes (SqsEventSource, as MaximumConcurrency {DRAIN_POLLERS}) against a sandbox limit of "
+        f"{DRAIN_LIMIT} calls per {DRAIN_WINDOW:g} s window (Freshdesk: per minute; "
+        f"FRESHDESK_RATE_WINDOW_SECONDS={DRAIN_WINDOW:g} here). Deliveries are counted over the first "
+        f"{DRAIN_MEASURED_WINDOWS} windows, while the backlog outlasts them.",
+        "",
+        "| retry function | delivered / ideal | rate | Freshdesk calls | 429s | lost | drain time |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for key, label in (("drain", "paced (now)"), ("drain_unpaced", "unpaced (before)")):
         if key in d:
             r = d[key]
-            lines.append(f"| {label} | {r['delivered_in_measured_windows']}/{r['ideal']} = {r['ratio']:.3f} | "
-                         f"{r['rate_per_s']:.2f}/s of {r['limit_per_s']:.2f}/s | {r['calls']} | {r['429']} "
-                         f"({r['wasted_429']:.1%}) | {r['lost']} | {r['drain_seconds']:.1f} s |")
+            lines.append(
+                f"| {label} | {r['delivered_in_measured_windows']}/{r['ideal']} = {r['ratio']:.3f} | "
+                f"{r['rate_per_s']:.2f}/s of {r['limit_per_s']:.2f}/s | {r['calls']} | {r['429']} "
+                f"({r['wasted_429']:.1%}) | {r['lost']} | {r['drain_seconds']:.1f} s |"
+            )
     lines += ["", f"Peak RSS of a retry process (boto3 loaded for SQS): {retry_rss:.1f} MB."]
     rss = d["rss"]
-    lines += ["", "## Memory", "",
-              f"Peak RSS (ru_maxrss) of a warm ingest process after 20 single events and a batch of 100: "
-              f"{rss['ours']['rss_kb_before_queue'] / 1024:.1f} MB; after also queueing one event (boto3 "
-              f"imported for SQS): {rss['ours']['rss_kb'] / 1024:.1f} MB. Naive baseline, same events: "
-              f"{rss['naive']['rss_kb'] / 1024:.1f} MB. Lambda's own runtime process and the extension "
-              "use memory of their own on top.", "",
-              "## Cost and memory size", "",
-              "| memory | CPU share | est. cold start (bytecode / as shipped) | billed ms per event | est. batch of 100 | USD per million events | batches of 100 |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Memory",
+        "",
+        f"Peak RSS (ru_maxrss) of a warm ingest process after 20 single events and a batch of 100: "
+        f"{rss['ours']['rss_kb_before_queue'] / 1024:.1f} MB; after also queueing one event (boto3 "
+        f"imported for SQS): {rss['ours']['rss_kb'] / 1024:.1f} MB. Naive baseline, same events: "
+        f"{rss['naive']['rss_kb'] / 1024:.1f} MB. Lambda's own runtime process and the extension "
+        "use memory of their own on top.",
+        "",
+        "## Cost and memory size",
+        "",
+        "| memory | CPU share | est. cold start (bytecode / as shipped) | billed ms per event | est. batch of 100 | USD per million events | batches of 100 |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for row in d["memory_sizes"]:
-        lines.append(f"| {row['memory_mb']} MB | {row['cpu_share']:.3f} | {row['est_cold_ms']:.0f} / "
-                     f"{row['est_cold_shipped_ms']:.0f} ms | "
-                     f"{row['event_billed_ms']} | {row['est_batch_s']:.2f} s | ${row['total']:.3f} | "
-                     f"${row['total_batch100']:.3f} |")
+        lines.append(
+            f"| {row['memory_mb']} MB | {row['cpu_share']:.3f} | {row['est_cold_ms']:.0f} / "
+            f"{row['est_cold_shipped_ms']:.0f} ms | "
+            f"{row['event_billed_ms']} | {row['est_batch_s']:.2f} s | ${row['total']:.3f} | "
+            f"${row['total_batch100']:.3f} |"
+        )
     cost = d["cost"]
-    lines += ["", f"At the configured {cost['memory_mb']} MB, per million single events: HTTP API "
-              f"${cost['http_api']:.2f}, Lambda requests ${cost['lambda_requests']:.2f}, Lambda compute "
-              f"${cost['lambda_compute']:.3f}, DynamoDB idempotency ${cost['dynamodb']:.3f}, queued share "
-              f"${cost['queued']:.3f}: ${cost['total']:.2f} (${cost['total_without_idempotency']:.2f} with "
-              "EnableIdempotency=false).", "",
-              "Assumptions: public on-demand prices for US East (N. Virginia), arm64 (constants in "
-              "`devtools/signal_freshdesk_dev/bench/model.py`, with the pricing pages they come from): HTTP API "
-              f"${HTTP_API_USD_PER_MILLION:.2f}/million requests; Lambda ${LAMBDA_ARM_USD_PER_GB_SECOND}/GB-s and "
-              f"${LAMBDA_USD_PER_MILLION_REQUESTS:.2f}/million requests; SQS ${SQS_USD_PER_MILLION_REQUESTS:.2f}/million "
-              f"requests; DynamoDB on demand ${DYNAMODB_USD_PER_MILLION_WRITES}/million writes, "
-              f"${DYNAMODB_USD_PER_MILLION_READS}/million reads. No free tier. One event per webhook call "
-              f"unless stated; each Freshdesk call takes {FRESHDESK_LATENCY_MS:.0f} ms from AWS; the function's "
-              f"own work is its CPU time measured here, divided by the CPU share of the memory size (one "
-              f"vCPU at {MB_PER_VCPU} MB, taken as one core of this machine); {COLD_SHARE:.0%} of invocations "
-              f"are cold (INIT is billed); {QUEUED_SHARE:.0%} of events are queued once (3 SQS requests, one "
-              "retry invocation, an idempotency read and write). Not included: CloudWatch Logs ingestion "
-              "(about 0.3 KB per event), Secrets Manager calls (one per container per 5 minutes), data transfer.",
-              ""]
+    lines += [
+        "",
+        f"At the configured {cost['memory_mb']} MB, per million single events: HTTP API "
+        f"${cost['http_api']:.2f}, Lambda requests ${cost['lambda_requests']:.2f}, Lambda compute "
+        f"${cost['lambda_compute']:.3f}, DynamoDB idempotency ${cost['dynamodb']:.3f}, queued share "
+        f"${cost['queued']:.3f}: ${cost['total']:.2f} (${cost['total_without_idempotency']:.2f} with "
+        "EnableIdempotency=false).",
+        "",
+        "Assumptions: public on-demand prices for US East (N. Virginia), arm64 (constants in "
+        "`devtools/signal_freshdesk_dev/bench/model.py`, with the pricing pages they come from): HTTP API "
+        f"${HTTP_API_USD_PER_MILLION:.2f}/million requests; Lambda ${LAMBDA_ARM_USD_PER_GB_SECOND}/GB-s and "
+        f"${LAMBDA_USD_PER_MILLION_REQUESTS:.2f}/million requests; SQS ${SQS_USD_PER_MILLION_REQUESTS:.2f}/million "
+        f"requests; DynamoDB on demand ${DYNAMODB_USD_PER_MILLION_WRITES}/million writes, "
+        f"${DYNAMODB_USD_PER_MILLION_READS}/million reads. No free tier. One event per webhook call "
+        f"unless stated; each Freshdesk call takes {FRESHDESK_LATENCY_MS:.0f} ms from AWS; the function's "
+        f"own work is its CPU time measured here, divided by the CPU share of the memory size (one "
+        f"vCPU at {MB_PER_VCPU} MB, taken as one core of this machine); {COLD_SHARE:.0%} of invocations "
+        f"are cold (INIT is billed); {QUEUED_SHARE:.0%} of events are queued once (3 SQS requests, one "
+        "retry invocation, an idempotency read and write). Not included: CloudWatch Logs ingestion "
+        "(about 0.3 KB per event), Secrets Manager calls (one per container per 5 minutes), data transfer.",
+        "",
+    ]
     return "\n".join(lines)

@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 from ..handlers import REPO_ROOT
-from .measure import (compile_bytecode, measure_batch, measure_cold, measure_drain, measure_rss,
-                      measure_warm)
+from .measure import compile_bytecode, measure_batch, measure_cold, measure_drain, measure_rss, measure_warm
 from .model import UNLIMITED, Figures, configured_memory_mb, cost_model
 from .report import bench_line, details_markdown, main_table, plain
 from .services import BenchServices

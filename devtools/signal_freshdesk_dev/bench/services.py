@@ -29,12 +29,20 @@ def _serve(conn: Any) -> None:
 
     sandbox = FreshdeskSandbox(api_key=API_KEY).start()
     aws = LocalAws().start()
-    resources = provision(local_secret(api_key=API_KEY), endpoint_url=aws.endpoint_url, name="bench",
-                          visibility_timeout=360)
-    extension = ExtensionStandIn(boto3_lookup(aws.endpoint_url, REGION),
-                                 token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"]).start()
-    conn.send({"freshdesk_url": sandbox.base_url, "aws_endpoint": aws.endpoint_url,
-               "resources": asdict(resources), "extension_port": extension.port})
+    resources = provision(
+        local_secret(api_key=API_KEY), endpoint_url=aws.endpoint_url, name="bench", visibility_timeout=360
+    )
+    extension = ExtensionStandIn(
+        boto3_lookup(aws.endpoint_url, REGION), token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"]
+    ).start()
+    conn.send(
+        {
+            "freshdesk_url": sandbox.base_url,
+            "aws_endpoint": aws.endpoint_url,
+            "resources": asdict(resources),
+            "extension_port": extension.port,
+        }
+    )
     try:
         while True:
             command, args = conn.recv()
@@ -75,9 +83,10 @@ class BenchServices:
         self._process = None
         self.info: dict[str, Any] = {}
 
-    def start(self) -> "BenchServices":
-        self._process = self._context.Process(target=_serve, args=(self._child_conn,), name="bench-services",
-                                              daemon=True)
+    def start(self) -> BenchServices:
+        self._process = self._context.Process(
+            target=_serve, args=(self._child_conn,), name="bench-services", daemon=True
+        )
         self._process.start()
         ends = time.monotonic() + 60
         while not self._conn.poll(0.2):
@@ -105,7 +114,7 @@ class BenchServices:
             self._process.terminate()
         self._process = None
 
-    def __enter__(self) -> "BenchServices":
+    def __enter__(self) -> BenchServices:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

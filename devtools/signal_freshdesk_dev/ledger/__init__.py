@@ -37,5 +37,4 @@ from .config import DEFAULT_EVENTS, LEDGER_ENV, LedgerConfig
 from .reconcile import LedgerReport, Observed, reconcile
 from .run import Run, run_ledger
 
-__all__ = ["DEFAULT_EVENTS", "LEDGER_ENV", "LedgerConfig", "LedgerReport", "Observed", "Run", "reconcile",
-           "run_ledger"]
+__all__ = ["DEFAULT_EVENTS", "LEDGER_ENV", "LedgerConfig", "LedgerReport", "Observed", "Run", "reconcile", "run_ledger"]

@@ -15,14 +15,16 @@ from .run import run_ledger
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m signal_freshdesk_dev.ledger",
-                                     description="Push a large faulty stream through the handlers and "
-                                                 "account for every event.")
+    parser = argparse.ArgumentParser(
+        prog="python -m signal_freshdesk_dev.ledger",
+        description="Push a large faulty stream through the handlers and account for every event.",
+    )
     parser.add_argument("--events", type=int, default=int(os.environ.get("LEDGER_EVENTS") or 1000))
     parser.add_argument("--seed", type=int, default=None, help="default: LEDGER_SEED, else random (printed)")
     args = parser.parse_args(argv)
 
     import boto3
+
     from signal_freshdesk.runtime import reset_runtime
 
     from ..local_aws import REGION, LocalAws, local_secret, provision
@@ -39,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with LocalAws() as aws, FreshdeskSandbox(api_key="sandbox-api-key") as sandbox:
             os.environ.update(aws.environment())
-            resources = provision(local_secret(api_key="sandbox-api-key"), endpoint_url=aws.endpoint_url,
-                                  visibility_timeout=2, name=f"ledger{uuid.uuid4().hex[:8]}")
+            resources = provision(
+                local_secret(api_key="sandbox-api-key"),
+                endpoint_url=aws.endpoint_url,
+                visibility_timeout=2,
+                name=f"ledger{uuid.uuid4().hex[:8]}",
+            )
             os.environ.update(resources.environment(freshdesk_base_url=sandbox.base_url, **LEDGER_ENV))
             reset_runtime()
             sqs = boto3.client("sqs", region_name=REGION, endpoint_url=aws.endpoint_url)

@@ -21,24 +21,23 @@ TIMEOUT_DELAY = 1.0
 class FaultRates:
     """Probabilities. Sandbox faults are drawn once per Signal request; the others per occurrence."""
 
-    freshdesk_5xx: float = 0.10        # fail_next(5xx, 1-3 calls)
-    freshdesk_429: float = 0.05        # fail_next(429, 2-6 calls, Retry-After 1-2 s)
-    freshdesk_timeout: float = 0.06    # delay(1 s > read timeout, 1-2 calls)
-    freshdesk_slow: float = 0.06       # delay(0.05-0.3 s, 1-4 calls)
-    freshdesk_drop: float = 0.05       # drop_next(1-2 connections)
-    rate_storm: float = 0.02           # the account's limit down to 3-6 calls per 2 s, for 2-4 s
-    field_toggle: float = 0.03         # the signup_method custom field removed / restored
-    outages: int = 1                   # every Freshdesk call 503 for 5-7 s (MAX_ATTEMPTS 4 span ~5 s)
-    secret_failure: float = 0.10       # per read of the secret
-    sqs_send_failure: float = 0.04     # per SendMessage (retry queue and DLQ)
-    ingest_crash: float = 0.04         # per ingest invocation, after its work
-    retry_crash: float = 0.08          # per retry invocation, after its work
-    retry_kill: float = 0.02           # per retry record, after Freshdesk answered, before securing
-    poison: float = 0.02               # per deliverable event: each retry message of it fails in the
-                                       # retry function, every time (redriven raw to the DLQ)
-    signal_resend_2xx: float = 0.08    # per request that got 2xx: re-sent again later
+    freshdesk_5xx: float = 0.10  # fail_next(5xx, 1-3 calls)
+    freshdesk_429: float = 0.05  # fail_next(429, 2-6 calls, Retry-After 1-2 s)
+    freshdesk_timeout: float = 0.06  # delay(1 s > read timeout, 1-2 calls)
+    freshdesk_slow: float = 0.06  # delay(0.05-0.3 s, 1-4 calls)
+    freshdesk_drop: float = 0.05  # drop_next(1-2 connections)
+    rate_storm: float = 0.02  # the account's limit down to 3-6 calls per 2 s, for 2-4 s
+    field_toggle: float = 0.03  # the signup_method custom field removed / restored
+    outages: int = 1  # every Freshdesk call 503 for 5-7 s (MAX_ATTEMPTS 4 span ~5 s)
+    secret_failure: float = 0.10  # per read of the secret
+    sqs_send_failure: float = 0.04  # per SendMessage (retry queue and DLQ)
+    ingest_crash: float = 0.04  # per ingest invocation, after its work
+    retry_crash: float = 0.08  # per retry invocation, after its work
+    retry_kill: float = 0.02  # per retry record, after Freshdesk answered, before securing
+    poison: float = 0.02  # per deliverable event: each retry message of it fails in the
+    # retry function, every time (redriven raw to the DLQ)
+    signal_resend_2xx: float = 0.08  # per request that got 2xx: re-sent again later
     signal_concurrent_copy: float = 0.03  # per request of at most 10 events: sent twice at once
-
 
 
 class SimulatedKill(BaseException):
@@ -47,7 +46,6 @@ class SimulatedKill(BaseException):
 
 class InvocationLost(Exception):
     """The ingest invocation did its work but its answer never reached Signal."""
-
 
 
 class Chaos:
@@ -72,8 +70,9 @@ class Chaos:
         if steps and count:
             start = steps // 6
             span = max(count, steps * 2 // 3 - start)
-            self.outage_steps = {start + n * span // count + self.sandbox_rng.randrange(max(1, span // count))
-                                 for n in range(count)}
+            self.outage_steps = {
+                start + n * span // count + self.sandbox_rng.randrange(max(1, span // count)) for n in range(count)
+            }
 
     def roll(self, kind: str) -> bool:
         if not self.enabled:
@@ -89,6 +88,7 @@ class Chaos:
         def run() -> None:
             if self.enabled:
                 action()
+
         timer = threading.Timer(seconds, run)
         timer.daemon = True
         self.timers.append(timer)
@@ -116,13 +116,21 @@ class Chaos:
             def end_outage() -> None:
                 box.fail_next(503, count=0)
                 self.outage_active = False
+
             self._later(rng.uniform(5.0, 7.0), end_outage)
             return
         draw = rng.random()
         edges = []
         total = 0.0
-        for name in ("freshdesk_5xx", "freshdesk_429", "freshdesk_timeout", "freshdesk_slow", "freshdesk_drop",
-                     "rate_storm", "field_toggle"):
+        for name in (
+            "freshdesk_5xx",
+            "freshdesk_429",
+            "freshdesk_timeout",
+            "freshdesk_slow",
+            "freshdesk_drop",
+            "rate_storm",
+            "field_toggle",
+        ):
             total += getattr(rates, name)
             edges.append((total, name))
         kind = next((name for edge, name in edges if draw < edge), None)
@@ -150,6 +158,7 @@ class Chaos:
             def end_storm() -> None:
                 box.set_rate_limit(BASE_RATE_LIMIT, 60.0)
                 self.storm_active = False
+
             self._later(rng.uniform(2.0, 4.0), end_storm)
         elif kind == "field_toggle":
             box.custom_fields = () if box.custom_fields else ("signup_method",)

@@ -16,9 +16,9 @@ LEDGER_ENV = {
     # short (tests/reliability/test_found_bugs.py: test_a_short_read_timeout_still_calls_freshdesk).
     "FRESHDESK_READ_TIMEOUT": "0.5",
     "FRESHDESK_CONNECT_TIMEOUT": "0.5",
-    "SECRET_MAX_AGE_SECONDS": "1",        # the secret is re-read every second: its failures matter
+    "SECRET_MAX_AGE_SECONDS": "1",  # the secret is re-read every second: its failures matter
     "SECRETS_EXTENSION": "off",
-    "MAX_ATTEMPTS": "4",                  # with RETRY_BASE_SECONDS 1: exhausted after ~7 s of failures
+    "MAX_ATTEMPTS": "4",  # with RETRY_BASE_SECONDS 1: exhausted after ~7 s of failures
     "RETRY_BASE_SECONDS": "1",
     "FRESHDESK_RATE_WINDOW_SECONDS": "2",  # the sandbox's storms use 2 s windows
     "CONSENT_MODE": "require",
@@ -31,12 +31,12 @@ class LedgerConfig:
     events: int = DEFAULT_EVENTS
     seed: int = 0
     max_batch: int = 100
-    signal_attempts: int = 5         # Signal's webhook: 5 attempts with exponential backoff
-    signal_backoff: float = 0.1      # seconds before the first re-send, doubled each time
+    signal_attempts: int = 5  # Signal's webhook: 5 attempts with exponential backoff
+    signal_backoff: float = 0.1  # seconds before the first re-send, doubled each time
     signal_workers: int = 2
     retry_workers: int = 2
     chaos_tail_seconds: float = 4.0  # faults keep coming this long after Signal's last request
-    chaos_tick: float = 0.5          # and a fault may be armed this often, whatever the traffic
+    chaos_tick: float = 0.5  # and a fault may be armed this often, whatever the traffic
     drain_timeout: float = 180.0
     faults: FaultRates = field(default_factory=FaultRates)
 

@@ -56,9 +56,22 @@ from .stream import KINDS, Person, Planned, SignalRequest
 
 SUCCESS = frozenset({"delivered", "updated", "conflict"})
 NON_EVENT_OUTCOMES = frozenset({"failed"})
-PROBLEMS = ("lost", "contradictory", "unexpected", "refused to the end", "stuck", "created twice",
-            "phantom success", "dropped but called Freshdesk", "rejected but not parked", "parked without its error",
-            "unreadable in the DLQ", "unknown messageId", "handler raised", "vacuous run")
+PROBLEMS = (
+    "lost",
+    "contradictory",
+    "unexpected",
+    "refused to the end",
+    "stuck",
+    "created twice",
+    "phantom success",
+    "dropped but called Freshdesk",
+    "rejected but not parked",
+    "parked without its error",
+    "unreadable in the DLQ",
+    "unknown messageId",
+    "handler raised",
+    "vacuous run",
+)
 # The Freshdesk answers each success outcome rests on: 201 (or a 2xx), 200 to the update, 409 (or 200 to
 # a lookup that found the contact).
 SUCCESS_BACKING = {"delivered": {201, 200}, "updated": {200}, "conflict": {409, 200}}
@@ -212,8 +225,9 @@ def read_dlq(seen: Observed, ev: Evidence) -> None:
         ev.parked_count[mid] += 1
         ev.parked_kinds[kind] += 1
         error = body.get("last_error") or {}
-        rejected_without = kind == "rejected" and not (isinstance(error.get("status"), int)
-                                                       and error.get("body") is not None)
+        rejected_without = kind == "rejected" and not (
+            isinstance(error.get("status"), int) and error.get("body") is not None
+        )
         exhausted_without = kind == "exhausted" and not (error.get("reason") or error.get("status"))
         if rejected_without or exhausted_without:
             problems["parked without its error"].append(f"{mid}: {error}")
@@ -223,7 +237,7 @@ def read_dlq(seen: Observed, ev: Evidence) -> None:
 
 def check_rejections_parked(ev: Evidence) -> None:
     """A `rejected` log line must be matched by a parked envelope."""
-    for mid, count in ev.rejected_logged.items():
+    for mid, _count in ev.rejected_logged.items():
         if not ev.parked_count[mid]:
             ev.problems["rejected but not parked"].append(mid)
 
@@ -283,10 +297,13 @@ def check_phone_only_people(seen: Observed, ev: Evidence, by_phone: dict[str, li
             continue
         person = phone_people.get(phone)
         mids = person_events.get(person.key, []) if person else []
-        lost_answer = "after a create whose answer was lost" if any(mid in ev.blind for mid in mids) else \
-            "with no lost answer"
-        ev.problems["created twice"].append(f"{mids[0] if mids else phone[:6] + '...'}: {len(ids)} contacts {ids} "
-                                            f"for one phone-only person, {lost_answer}")
+        lost_answer = (
+            "after a create whose answer was lost" if any(mid in ev.blind for mid in mids) else "with no lost answer"
+        )
+        ev.problems["created twice"].append(
+            f"{mids[0] if mids else phone[:6] + '...'}: {len(ids)} contacts {ids} "
+            f"for one phone-only person, {lost_answer}"
+        )
 
 
 def check_event(seen: Observed, ev: Evidence, mid: str, item: Planned) -> None:
@@ -314,8 +331,9 @@ def check_event(seen: Observed, ev: Evidence, mid: str, item: Planned) -> None:
     check_success_backed(seen, ev, mid, item, cls, found)
 
 
-def check_expected_class(ev: Evidence, mid: str, item: Planned, cls: str, found: set[tuple[str, str]],
-                         drop_reasons: set[str]) -> None:
+def check_expected_class(
+    ev: Evidence, mid: str, item: Planned, cls: str, found: set[tuple[str, str]], drop_reasons: set[str]
+) -> None:
     """The terminal class fits the event: dropped for its reason, parked, or delivered (not dropped or rejected)."""
     unexpected = ev.problems["unexpected"]
     if item.expect.startswith("drop:"):
@@ -328,19 +346,25 @@ def check_expected_class(ev: Evidence, mid: str, item: Planned, cls: str, found:
         unexpected.append(f"{mid} ({item.kind}) expected delivery: {sorted(found)}")
 
 
-def check_success_backed(seen: Observed, ev: Evidence, mid: str, item: Planned, cls: str,
-                         found: set[tuple[str, str]]) -> None:
+def check_success_backed(
+    seen: Observed, ev: Evidence, mid: str, item: Planned, cls: str, found: set[tuple[str, str]]
+) -> None:
     """Each success rests on a Freshdesk answer to this event, and its contact is in the sandbox."""
     phantom = ev.problems["phantom success"]
     for c, outcome in found:
         if c == "success" and not SUCCESS_BACKING[outcome] & ev.answered.get(mid, set()):
-            phantom.append(f"{mid} ({item.kind}): {outcome} without such an answer "
-                           f"from Freshdesk (answers: {sorted(ev.answered.get(mid, ()))})")
+            phantom.append(
+                f"{mid} ({item.kind}): {outcome} without such an answer "
+                f"from Freshdesk (answers: {sorted(ev.answered.get(mid, ()))})"
+            )
     if cls == "success" and item.person is not None and not item.person.tainted:
         person = item.person
-        if not any((person.email and c.get("email") == person.email)
-                   or (person.user_id and c.get("unique_external_id") == person.user_id)
-                   or (person.phone_only and c.get("phone") == person.phone) for c in seen.contacts):
+        if not any(
+            (person.email and c.get("email") == person.email)
+            or (person.user_id and c.get("unique_external_id") == person.user_id)
+            or (person.phone_only and c.get("phone") == person.phone)
+            for c in seen.contacts
+        ):
             phantom.append(f"{mid} ({item.kind}): no contact holds its identifiers")
 
 
@@ -353,8 +377,10 @@ def check_run(seen: Observed, ev: Evidence) -> None:
     deliverable = [mid for mid, item in planned.items() if item.expect == "deliver"]
     delivered = [mid for mid in deliverable if any(c == "success" for c, _ in states.get(mid, ()))]
     if deliverable and len(delivered) < len(deliverable) / 4:
-        problems["vacuous run"].append(f"only {len(delivered)} of {len(deliverable)} deliverable events reached "
-                                       "Freshdesk: the run did not exercise delivery")
+        problems["vacuous run"].append(
+            f"only {len(delivered)} of {len(deliverable)} deliverable events reached "
+            "Freshdesk: the run did not exercise delivery"
+        )
     meant = sum(1 for item in planned.values() if item.expect == "park")
     if meant >= 3 and not any(("parked", "rejected") in found for found in states.values()):
         problems["vacuous run"].append(f"none of the {meant} events Freshdesk refuses was parked as rejected")
@@ -416,29 +442,41 @@ def format_tally(seen: Observed, ev: Evidence) -> str:
     order = ["delivered", "updated", "conflict", "dropped", "parked", "none"]
     problems_text = ", ".join(f"{k} {len(v)}" for k, v in problems.items() if v)
     lines = [
-        (f"ledger: seed {config.seed} (LEDGER_SEED={config.seed} LEDGER_EVENTS={config.events}), "
-         f"{len(planned)} events in {len(seen.requests)} requests ({sizes.count(1)} single, "
-         f"{len(sizes) - sizes.count(1)} batches, largest {max(sizes) if sizes else 0}), {seen.elapsed:.1f} s"),
+        (
+            f"ledger: seed {config.seed} (LEDGER_SEED={config.seed} LEDGER_EVENTS={config.events}), "
+            f"{len(planned)} events in {len(seen.requests)} requests ({sizes.count(1)} single, "
+            f"{len(sizes) - sizes.count(1)} batches, largest {max(sizes) if sizes else 0}), {seen.elapsed:.1f} s"
+        ),
         f"  stream: {_counter_text(kinds, [k for k, _ in KINDS])}",
-        (f"  accepted {len(accepted & set(planned))}/{len(planned)}; refused with 5xx or no answer at least "
-         f"once: {len(refused & set(planned))} events (all re-sent by Signal)"),
+        (
+            f"  accepted {len(accepted & set(planned))}/{len(planned)}; refused with 5xx or no answer at least "
+            f"once: {len(refused & set(planned))} events (all re-sent by Signal)"
+        ),
         f"  terminal states: {_counter_text(by_state, order)}",
         f"    dropped by reason: {_counter_text(drops)}",
-        (f"    parked: {_counter_text(parked_kinds)} ({len(parked_count)} events; "
-         f"parked more than once: {sum(1 for c in parked_count.values() if c > 1)})"),
-        (f"    events with more than one success result (repeat deliveries): "
-         f"{sum(1 for c in successes.values() if c > 1)}"),
+        (
+            f"    parked: {_counter_text(parked_kinds)} ({len(parked_count)} events; "
+            f"parked more than once: {sum(1 for c in parked_count.values() if c > 1)})"
+        ),
+        (
+            f"    events with more than one success result (repeat deliveries): "
+            f"{sum(1 for c in successes.values() if c > 1)}"
+        ),
         f"  retry function: {_counter_text(seen.retry)}",
         f"    retry outcomes: {_counter_text(retry_outcomes)}",
         f"  injected (armed at the sandbox): {_counter_text(seen.armed)}",
         f"  injected (in process): {_counter_text(seen.injected)}",
         f"  observed at Freshdesk: {_counter_text(observed_faults)}",
-        (f"  Freshdesk calls: {total_calls} ({_counter_text(methods)}); by status: {_counter_text(statuses)}; "
-         f"creations answered 201: {sum(created.values())}; contacts in the sandbox: {len(seen.contacts)}"),
+        (
+            f"  Freshdesk calls: {total_calls} ({_counter_text(methods)}); by status: {_counter_text(statuses)}; "
+            f"creations answered 201: {sum(created.values())}; contacts in the sandbox: {len(seen.contacts)}"
+        ),
         f"  queue sends: {_counter_text(seen.sends)}; DLQ messages: {len(seen.dlq)}",
         f"  Signal: {_counter_text(seen.signal)}",
-        (f"  duplicates absorbed: {duplicate_answers} webhook answers from the idempotency record; "
-         f"{_counter_text(absorbed)}"),
+        (
+            f"  duplicates absorbed: {duplicate_answers} webhook answers from the idempotency record; "
+            f"{_counter_text(absorbed)}"
+        ),
         f"  events with a Freshdesk answer lost (timeout, dropped connection, kill after the call): {len(blind)}",
         f"  problems: {problem_count}" + (f" -> {problems_text}" if problem_count else ""),
     ]

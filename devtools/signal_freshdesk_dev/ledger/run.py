@@ -132,24 +132,30 @@ class RecordedFreshdesk:
         local.called.add(mid)
         answer: Answer = call()
         with self.hooks.run.lock:
-            self.hooks.seen.calls.append({"messageId": mid, "method": method, "path": path,
-                                          "status": answer.status, "error": answer.error})
+            self.hooks.seen.calls.append(
+                {"messageId": mid, "method": method, "path": path, "status": answer.status, "error": answer.error}
+            )
         return answer
 
     def create_contact(self, creds: Any, contact: dict[str, Any], **kwargs: Any) -> Answer:
         return self._call("POST", "/api/v2/contacts", lambda: self.real.create_contact(creds, contact, **kwargs))
 
     def update_contact(self, creds: Any, contact_id: int, contact: dict[str, Any], **kwargs: Any) -> Answer:
-        return self._call("PUT", f"/api/v2/contacts/{contact_id}",
-                          lambda: self.real.update_contact(creds, contact_id, contact, **kwargs))
+        return self._call(
+            "PUT",
+            f"/api/v2/contacts/{contact_id}",
+            lambda: self.real.update_contact(creds, contact_id, contact, **kwargs),
+        )
 
     def get_contact(self, creds: Any, contact_id: int, **kwargs: Any) -> Answer:
-        return self._call("GET", f"/api/v2/contacts/{contact_id}",
-                          lambda: self.real.get_contact(creds, contact_id, **kwargs))
+        return self._call(
+            "GET", f"/api/v2/contacts/{contact_id}", lambda: self.real.get_contact(creds, contact_id, **kwargs)
+        )
 
     def find_contacts_by_phone(self, creds: Any, phone: str, **kwargs: Any) -> Answer:
-        return self._call("GET", "/api/v2/contacts?phone=",
-                          lambda: self.real.find_contacts_by_phone(creds, phone, **kwargs))
+        return self._call(
+            "GET", "/api/v2/contacts?phone=", lambda: self.real.find_contacts_by_phone(creds, phone, **kwargs)
+        )
 
 
 class ChaoticIdempotencyStore:
@@ -176,8 +182,13 @@ def instrument(run: Run, patch: Patcher) -> None:
     hooks = Hooks(run)
     runtime: Runtime = get_runtime()
     settings = runtime.settings
-    patch.setattr(runtime, "credentials", CredentialStore(ChaoticSecretSource(build_secret_source(settings), hooks),
-                                                          max_age=settings.secret_max_age_seconds))
+    patch.setattr(
+        runtime,
+        "credentials",
+        CredentialStore(
+            ChaoticSecretSource(build_secret_source(settings), hooks), max_age=settings.secret_max_age_seconds
+        ),
+    )
     patch.setattr(runtime, "queues", ChaoticQueues(runtime.queues, hooks))
     patch.setattr(runtime, "freshdesk", RecordedFreshdesk(runtime.freshdesk, hooks))
     if runtime.idempotency is not None:
@@ -225,16 +236,24 @@ class Run:
         self.signal_rng = random.Random(f"{config.seed}:signal")
         self.stop_pollers = threading.Event()
         poison_rng = random.Random(f"{config.seed}:poison")
-        self.poison = {mid for mid, item in planned.items()
-                       if item.expect == "deliver" and poison_rng.random() < config.faults.poison}
+        self.poison = {
+            mid
+            for mid, item in planned.items()
+            if item.expect == "deliver" and poison_rng.random() < config.faults.poison
+        }
         self.late: list[tuple[int, SignalRequest]] = []  # re-sends of requests that got 2xx: (due at, request)
         self.step_index = 0  # the index of the request Signal sends now
 
     # -- Signal ----------------------------------------------------------------------------------
     def ingest(self, request: SignalRequest, copy: str) -> dict[str, Any] | None:
-        event = http_api_event(request.body, {"Content-Type": "application/json",
-                                              "Authorization": f"Bearer {LOCAL_WEBHOOK_TOKEN}",
-                                              "User-Agent": "Datafly-Signal/ledger"})
+        event = http_api_event(
+            request.body,
+            {
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {LOCAL_WEBHOOK_TOKEN}",
+                "User-Agent": "Datafly-Signal/ledger",
+            },
+        )
         answer = ingest_handler()(event, LambdaContext(function_name="ingest", timeout_seconds=29))
         if self.chaos.roll("ingest_crash"):
             raise InvocationLost("the ingest invocation crashed after its work")
@@ -244,8 +263,12 @@ class Run:
         """One request as Signal sends it: re-sent on 5xx or no answer, up to signal_attempts in all."""
         previous: int | None = None
         for attempt in range(1, self.config.signal_attempts + 1):
-            record: dict[str, Any] = {"request": request.index, "copy": copy, "attempt": attempt,
-                                      "message_ids": request.message_ids}
+            record: dict[str, Any] = {
+                "request": request.index,
+                "copy": copy,
+                "attempt": attempt,
+                "message_ids": request.message_ids,
+            }
             try:
                 answer = self.ingest(request, copy)
                 status = answer["statusCode"]
@@ -253,7 +276,7 @@ class Run:
             except InvocationLost as exc:  # injected: the work was done, the answer lost
                 status, body = None, {}
                 record["error"] = str(exc)
-            except Exception as exc:  # noqa: BLE001 - the handler raised: API Gateway answers 502, Signal re-sends
+            except Exception as exc:
                 status, body = None, {}
                 record["error"] = f"{type(exc).__name__}: {exc}"
                 with self.lock:
@@ -306,12 +329,11 @@ class Run:
         return answer
 
     def poll(self, stats: DrainStats) -> None:
-        source = SqsEventSource(self.sqs, self.resources.retry_queue_url, self.retry_invocation,
-                                function_timeout=60.0)
+        source = SqsEventSource(self.sqs, self.resources.retry_queue_url, self.retry_invocation, function_timeout=60.0)
         while not self.stop_pollers.is_set():
             try:
                 handled = source.poll_once(stats)
-            except Exception:  # noqa: BLE001 - an SQS call of the event source itself failed
+            except Exception:
                 with self.lock:
                     self.seen.retry["event source errors"] += 1
                 handled = 0
@@ -319,10 +341,16 @@ class Run:
                 self.stop_pollers.wait(0.1)
 
     def pending(self) -> dict[str, int]:
-        attrs = self.sqs.get_queue_attributes(QueueUrl=self.resources.retry_queue_url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.resources.retry_queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
         return {k.removeprefix("ApproximateNumberOf"): int(v) for k, v in attrs.items()}
+
     # -- the whole run ---------------------------------------------------------------------------
     def execute(self) -> Observed:
         started = time.monotonic()
@@ -333,10 +361,13 @@ class Run:
         with captured_connector_logs() as tap:
             patch = Patcher()
             stats = DrainStats()
-            pollers = [threading.Thread(target=self.poll, args=(stats,), name=f"ledger-retry-{n}", daemon=True)
-                       for n in range(config.retry_workers)]
-            ticker = threading.Thread(target=chaos.tick, args=(self.stop_pollers, config.chaos_tick),
-                                      name="ledger-chaos", daemon=True)
+            pollers = [
+                threading.Thread(target=self.poll, args=(stats,), name=f"ledger-retry-{n}", daemon=True)
+                for n in range(config.retry_workers)
+            ]
+            ticker = threading.Thread(
+                target=chaos.tick, args=(self.stop_pollers, config.chaos_tick), name="ledger-chaos", daemon=True
+            )
             try:
                 instrument(self, patch)
                 for thread in pollers:
@@ -379,6 +410,7 @@ class Run:
                     self.send(request, copy)
                 finally:
                     slots.release()
+
             futures.append(pool.submit(job))
 
         with ThreadPoolExecutor(max_workers=config.signal_workers + 2, thread_name_prefix="ledger-signal") as pool:
@@ -409,8 +441,9 @@ class Run:
         """Faults keep coming for a while: an outage or a rate-limit storm under way runs its course."""
         chaos = self.chaos
         tail_ends = time.monotonic() + self.config.chaos_tail_seconds
-        while time.monotonic() < tail_ends or ((chaos.outage_active or chaos.storm_active)
-                                               and time.monotonic() < tail_ends + 20):
+        while time.monotonic() < tail_ends or (
+            (chaos.outage_active or chaos.storm_active) and time.monotonic() < tail_ends + 20
+        ):
             time.sleep(0.1)
 
     def wait_for_drain(self) -> None:
@@ -427,8 +460,13 @@ def read_queue(sqs: Any, url: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     empty = 0
     while empty < 2:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600,
-                                       AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=600,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
         if not messages:
             empty += 1
             continue
@@ -437,8 +475,13 @@ def read_queue(sqs: Any, url: str) -> list[dict[str, Any]]:
                 body = json.loads(message["Body"])
             except ValueError:
                 body = None
-            found.append({"body": body, "raw": message["Body"],
-                          "receive_count": int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0))})
+            found.append(
+                {
+                    "body": body,
+                    "raw": message["Body"],
+                    "receive_count": int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
+                }
+            )
     return found
 
 

@@ -39,9 +39,20 @@ class SignalRequest:
     form: str  # single | array | batch
 
 
-KINDS = (("signed_up", 20), ("identify", 13), ("identified", 8), ("phone_only", 3), ("clash", 2),
-         ("bad_company", 5), ("page", 12), ("unsupported", 8), ("consent_denied", 6),
-         ("consent_missing", 6), ("anonymous", 5), ("missing_name", 3))
+KINDS = (
+    ("signed_up", 20),
+    ("identify", 13),
+    ("identified", 8),
+    ("phone_only", 3),
+    ("clash", 2),
+    ("bad_company", 5),
+    ("page", 12),
+    ("unsupported", 8),
+    ("consent_denied", 6),
+    ("consent_missing", 6),
+    ("anonymous", 5),
+    ("missing_name", 3),
+)
 FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Frances", "Donald", "Radia", "Tim")
 LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Allen", "Knuth", "Perlman")
 
@@ -61,12 +72,17 @@ class StreamBuilder:
         if phone_only:
             self.phone_persons += 1
             digits = f"{self.rng.randrange(10**5):05d}{self.phone_persons:04d}"[-6:]
-            person = Person(f"p{n}", f"{first} {last}", phone=f"+447700{digits}",
-                            national_phone=f"07700 {digits}", phone_only=True)
+            person = Person(
+                f"p{n}", f"{first} {last}", phone=f"+447700{digits}", national_phone=f"07700 {digits}", phone_only=True
+            )
         else:
             tag = self.rng.getrandbits(24)
-            person = Person(f"p{n}", f"{first} {last}", email=f"{first}.{last}.{n}.{tag:06x}@example.test".lower(),
-                            user_id=f"usr_{n:05d}_{tag:06x}")
+            person = Person(
+                f"p{n}",
+                f"{first} {last}",
+                email=f"{first}.{last}.{n}.{tag:06x}@example.test".lower(),
+                user_id=f"usr_{n:05d}_{tag:06x}",
+            )
             if self.rng.random() < 0.3:
                 digits = f"{self.rng.randrange(10**6):06d}"
                 person.phone, person.national_phone = f"+447700{digits}", f"07700 {digits}"
@@ -81,8 +97,12 @@ class StreamBuilder:
         if granted is None:
             return {} if self.rng.random() < 0.5 else {"consent": {"canonical": {"analytics": True}}}
         if self.rng.random() < 0.8:
-            return {"consent": {"categories": {"marketing": granted},
-                                "canonical": {"essential": True, "marketing": granted}}}
+            return {
+                "consent": {
+                    "categories": {"marketing": granted},
+                    "canonical": {"essential": True, "marketing": granted},
+                }
+            }
         return {"consent": {"marketing": granted, "analytics": True}}  # the legacy flat shape
 
     def traits(self, person: Person, *, company: Any = None) -> dict[str, Any]:
@@ -106,8 +126,11 @@ class StreamBuilder:
 
     def event(self, kind: str) -> Planned:
         rng = self.rng
-        base: dict[str, Any] = {"messageId": self._uuid(), "anonymousId": f"anon_{rng.getrandbits(32):08x}",
-                                "timestamp": "2026-02-25T14:30:00.000Z"}
+        base: dict[str, Any] = {
+            "messageId": self._uuid(),
+            "anonymousId": f"anon_{rng.getrandbits(32):08x}",
+            "timestamp": "2026-02-25T14:30:00.000Z",
+        }
         context: dict[str, Any] = {"locale": "en-GB", "ip": "203.0.113.42"}
         base["context"] = context
         person: Person | None = None
@@ -123,8 +146,11 @@ class StreamBuilder:
                 base["userId"] = p.user_id
 
         def signed_up(p: Person, traits: dict[str, Any]) -> None:
-            base.update(type="track", event=rng.choice(("Signed Up", "signed_up", "signed-up")),
-                        properties={"method": rng.choice(("email", "google"))} if rng.random() < 0.7 else {})
+            base.update(
+                type="track",
+                event=rng.choice(("Signed Up", "signed_up", "signed-up")),
+                properties={"method": rng.choice(("email", "google"))} if rng.random() < 0.7 else {},
+            )
             context["traits"] = traits
             if p.user_id:
                 base["userId"] = p.user_id
@@ -147,8 +173,7 @@ class StreamBuilder:
                 return self.event("identify")
             first.tainted = second.tainted = True
             person = first
-            base.update(type="identify", userId=first.user_id,
-                        traits={"name": first.name, "email": second.email})
+            base.update(type="identify", userId=first.user_id, traits={"name": first.name, "email": second.email})
             context.update(self.consent(True))
         elif kind == "bad_company":
             person = (self.existing() if rng.random() < 0.3 else None) or self.new_person()
@@ -187,8 +212,9 @@ class StreamBuilder:
         return Planned(base["messageId"], kind, expect, base, person)
 
 
-def build_stream(events: int, seed: int,
-                 max_batch: int = 100) -> tuple[dict[str, Planned], list[SignalRequest], list[Person]]:
+def build_stream(
+    events: int, seed: int, max_batch: int = 100
+) -> tuple[dict[str, Planned], list[SignalRequest], list[Person]]:
     rng = random.Random(f"{seed}:stream")
     builder = StreamBuilder(rng)
     names = [k for k, _ in KINDS]
@@ -206,10 +232,17 @@ def build_stream(events: int, seed: int,
     largest = max(1, min(max_batch, max(8, events // 6)))
     while position < len(order):
         draw = rng.random()
-        size = 1 if draw < 0.45 else rng.randint(2, 8) if draw < 0.8 else rng.randint(9, 30) if draw < 0.95 \
+        size = (
+            1
+            if draw < 0.45
+            else rng.randint(2, 8)
+            if draw < 0.8
+            else rng.randint(9, 30)
+            if draw < 0.95
             else rng.randint(31, 100)
+        )
         size = max(1, min(size, largest, len(order) - position))
-        chunk = order[position:position + size]
+        chunk = order[position : position + size]
         position += size
         if size == 1 and rng.random() < 0.9:
             form, payload = "single", chunk[0].event
