@@ -161,8 +161,8 @@ def test_sam_build_produces_layer_and_functions(tmp_path: Path) -> None:
     assert not missing, f"missing from the build: {missing}"
     assert had_aws_sam or not (REPO / ".aws-sam").exists(), "sam build wrote .aws-sam into the repository"
     # Bytecode ships with the layer (Lambda cannot write it under /opt), valid without source timestamps.
-    for module in ("webhook", "retry", "preset", "freshdesk"):
-        pyc = layer / "signal_freshdesk" / "__pycache__" / f"{module}.cpython-313.pyc"
+    for package, module in (("core", "ingest"), ("core", "retry"), ("core", "mapping"), ("adapters", "freshdesk")):
+        pyc = layer / "signal_freshdesk" / package / "__pycache__" / f"{module}.cpython-313.pyc"
         assert pyc.exists(), f"{pyc.name} is not in the built layer"
         flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
         assert flags == 0b01, f"{pyc.name} is not an unchecked-hash pyc (flags {flags:#b})"

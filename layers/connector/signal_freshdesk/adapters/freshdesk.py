@@ -13,7 +13,7 @@ import urllib3
 
 from ..core.credentials import Credentials
 from ..core.model import Answer
-from ..core.timing import Deadline
+from ..core.timing import Deadline, TimingPolicy
 
 USER_AGENT = "signal-freshdesk/0.1"
 
@@ -32,7 +32,7 @@ class FreshdeskClient:
         connect_timeout: float = 3.05,
         read_timeout: float = 10.0,
         pool_size: int = 10,
-        min_call_seconds: float = 0.5,
+        min_call_seconds: float = TimingPolicy.min_call_seconds,
     ) -> None:
         self._override = base_url_override
         self._connect_timeout = connect_timeout
