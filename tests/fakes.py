@@ -10,6 +10,7 @@ from typing import Any
 
 from signal_freshdesk.core.credentials import CredentialStore
 from signal_freshdesk.core.errors import QueueError, SecretUnavailable, StoreUnavailable
+from signal_freshdesk.core.identity import Known
 from signal_freshdesk.core.model import Answer
 from signal_freshdesk.core.pacing import RateBudget
 from signal_freshdesk.core.ports import DONE, IN_PROGRESS, NEW, Claim, Runtime
@@ -103,8 +104,8 @@ class FakeFreshdesk:
     def get_contact(self, creds: Any, contact_id: int, *, deadline: Deadline | None = None) -> Answer:
         return self._answer(Call("get", creds.api_key, contact_id=contact_id))
 
-    def find_contacts_by_phone(self, creds: Any, phone: str, *, deadline: Deadline | None = None) -> Answer:
-        return self._answer(Call("find", creds.api_key, phone=phone))
+    def find_contacts(self, creds: Any, field: str, value: str, *, deadline: Deadline | None = None) -> Answer:
+        return self._answer(Call("find", creds.api_key, phone=value if field == "phone" else None, body={field: value}))
 
 
 class FakeQueues:
@@ -160,6 +161,38 @@ class FakeIdempotencyStore:
         self.released.append(key)
 
 
+class FakeIdentityMap:
+    """The identity map in a dict; `down` makes every call fail as a store that does not answer."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Known] = {}
+        self.down = False
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+
+    def _check(self, name: str) -> None:
+        self.calls.append(name)
+        if self.down:
+            raise StoreUnavailable("fake: the identity map does not answer")
+
+    def find(self, keys: list[str]) -> Known | None:
+        with self._lock:
+            self._check("find")
+            return next((self.entries[key] for key in keys if key in self.entries), None)
+
+    def remember(self, keys: list[str], known: Known) -> None:
+        with self._lock:
+            self._check("remember")
+            for key in keys:
+                self.entries[key] = known
+
+    def forget(self, keys: list[str]) -> None:
+        with self._lock:
+            self._check("forget")
+            for key in keys:
+                self.entries.pop(key, None)
+
+
 class FakeSecretSource:
     """The secret, with a rotation: each forced read may return the next api key."""
 
@@ -185,13 +218,15 @@ class Ports:
     store: FakeIdempotencyStore
     secret: FakeSecretSource
     clock: FakeClock
+    identity_map: FakeIdentityMap
 
     def deadline(self, seconds: float = 25.0) -> Deadline:
         return Deadline.after(seconds, self.clock.monotonic)
 
 
-def fake_ports(settings: Settings | None = None, *, idempotency: bool = True) -> Ports:
+def fake_ports(settings: Settings | None = None, *, idempotency: bool = True, identity_map: bool = False) -> Ports:
     clock = FakeClock()
+    people = FakeIdentityMap()
     freshdesk, queues, store, secret = FakeFreshdesk(), FakeQueues(), FakeIdempotencyStore(), FakeSecretSource()
     runtime = Runtime(
         settings=settings or Settings(retry_queue_url="fake-retry", dlq_url="fake-dlq"),
@@ -199,10 +234,11 @@ def fake_ports(settings: Settings | None = None, *, idempotency: bool = True) ->
         freshdesk=freshdesk,
         queues=queues,
         idempotency=store if idempotency else None,
+        identity_map=people if identity_map else None,
         clock=clock,
         rate=RateBudget(clock=clock.monotonic),
     )
-    return Ports(runtime, freshdesk, queues, store, secret, clock)
+    return Ports(runtime, freshdesk, queues, store, secret, clock, people)
 
 
 __all__ = [

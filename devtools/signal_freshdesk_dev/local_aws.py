@@ -31,6 +31,7 @@ class StackResources:
     retry_queue_url: str
     dlq_url: str
     idempotency_table: str = ""
+    identity_map_table: str = ""
 
     def environment(self, *, freshdesk_base_url: str = "", **extra: str) -> dict[str, str]:
         """The functions' environment, as the template sets it, pointed at these resources."""
@@ -45,6 +46,8 @@ class StackResources:
         }
         if self.idempotency_table:
             env["IDEMPOTENCY_TABLE"] = self.idempotency_table
+        if self.identity_map_table:
+            env["IDENTITY_MAP_TABLE"] = self.identity_map_table
         if freshdesk_base_url:
             env["FRESHDESK_BASE_URL"] = freshdesk_base_url
         env.update(extra)
@@ -59,6 +62,7 @@ def provision(
     visibility_timeout: int = 360,
     max_receive_count: int = 5,
     idempotency: bool = True,
+    identity_map: bool = True,
 ) -> StackResources:
     """Create what template.yaml creates. Works under `moto.mock_aws` (endpoint_url None) or against a server."""
     import boto3
@@ -76,10 +80,9 @@ def provision(
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
         },
     )["QueueUrl"]
-    table = ""
-    if idempotency:
-        table = f"{name}-idempotency"
-        dynamodb = boto3.client("dynamodb", **kwargs)
+    dynamodb = boto3.client("dynamodb", **kwargs)
+
+    def create_table(table: str) -> str:
         dynamodb.create_table(
             TableName=table,
             BillingMode="PAY_PER_REQUEST",
@@ -89,7 +92,15 @@ def provision(
         dynamodb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
         )
-    return StackResources(secret_arn, retry_url, dlq_url, table)
+        return table
+
+    return StackResources(
+        secret_arn,
+        retry_url,
+        dlq_url,
+        create_table(f"{name}-idempotency") if idempotency else "",
+        create_table(f"{name}-identity-map") if identity_map else "",
+    )
 
 
 class LocalAws:

@@ -3,16 +3,20 @@
 Used by the integration tests, the local demo and the benchmarks. It reproduces the Freshdesk
 behaviour the connector relies on (docs/behaviour.md): HTTP Basic auth with
 the API key as user name, validation errors with Freshdesk's error shape, 409 ``duplicate_value``
-with ``additional_info.user_id`` (soft-deleted contacts included), 405 on deleted or blocked
-contacts, a fixed-window rate limit with ``X-RateLimit-*`` headers and ``Retry-After``, plus fault
-injection (status faults, latency, dropped connections, forbidden / wrong-domain modes).
+with ``additional_info.user_id`` (soft-deleted contacts included, on create and on update), 405 on
+deleted or blocked contacts, list filters that see only contacts that are not deleted, dropdown custom
+fields, a fixed-window rate limit with ``X-RateLimit-*`` headers and ``Retry-After`` and an optional,
+lower sub-limit for contacts-list calls, plus fault injection (status faults, latency, dropped
+connections, forbidden / wrong-domain modes). ``seed_contact`` fills it with contacts as if agents had
+created them, so the connector meets a populated account.
 
 Standard library only. Run it in the foreground with::
 
     python -m signal_freshdesk_dev.sandbox --port 8025 --api-key KEY --rate-limit 400 --window 60
 
 Admin endpoints (no auth, no rate limit, not logged): ``GET /_sandbox/contacts``,
-``GET /_sandbox/requests``, ``POST /_sandbox/reset``, ``POST /_sandbox/faults``.
+``POST /_sandbox/contacts`` (seed a contact: the fields as a JSON object, plus ``deleted`` / ``blocked``),
+``GET /_sandbox/requests``, ``GET /_sandbox/stats``, ``POST /_sandbox/reset``, ``POST /_sandbox/faults``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -58,6 +62,9 @@ MSG_INVALID_FIELD = "Unexpected/invalid field in request"
 MSG_IDENTIFIER = "Please fill at least 1 of email, mobile, phone, twitter_id, unique_external_id fields"
 MSG_EMAIL = "It should be in the 'valid email address' format"
 MSG_DUPLICATE = "It should be a unique value"
+MSG_NO_COMPANY = "There is no company matching the given company_id"
+
+CONTACTS_LIST_PATH = "/api/v2/contacts"
 
 BODY_401 = {"code": "invalid_credentials", "message": "You have to be logged in to perform this action."}
 BODY_403 = {"code": "access_denied", "message": "You are not authorized to perform this action."}
@@ -294,16 +301,32 @@ class FreshdeskSandbox:
         custom_fields: Iterable[str] = ("signup_method",),
         unique_external_id_enabled: bool = True,
         company_ids: Iterable[int] = (1, 2, 3),
+        custom_field_choices: Mapping[str, Iterable[str]] | None = None,
+        list_rate_limit: int | None = None,
+        list_window_seconds: float = 60.0,
     ) -> None:
+        """``custom_field_choices`` declares dropdown custom fields (added to ``custom_fields`` if missing).
+
+        ``list_rate_limit`` (None: none) is the contacts-list sub-limit per ``list_window_seconds``.
+        """
         self.api_key = api_key
         self.host = host
         self.port = port
         self.custom_fields = tuple(custom_fields)
+        # custom field name -> allowed values; a field is a dropdown when it is in both
+        self.custom_field_choices: dict[str, tuple[str, ...]] = {}
+        for name, choices in (custom_field_choices or {}).items():
+            self._declare_dropdown(name, choices)
         self.unique_external_id_enabled = bool(unique_external_id_enabled)
         self.company_ids = frozenset(company_ids)
         self._lock = threading.Lock()
         self._rate_limit = int(rate_limit)
         self._window = float(window_seconds)
+        self._initial_list_limit = (
+            None if list_rate_limit is None else int(list_rate_limit),
+            float(list_window_seconds),
+        )
+        self._list_limit, self._list_window = self._initial_list_limit
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         with self._lock:
@@ -356,13 +379,34 @@ class FreshdeskSandbox:
         with self._lock:
             return [copy.deepcopy(c) for _, c in sorted(self._contacts.items()) if include_deleted or not c["deleted"]]
 
+    def contact(self, contact_id: int) -> dict:
+        """One stored contact, deleted or not (a copy); KeyError if there is none with that id."""
+        with self._lock:
+            return copy.deepcopy(self._contacts[contact_id])
+
     def requests(self) -> list[dict]:
         with self._lock:
             return copy.deepcopy(self._requests)
 
+    def list_calls(self) -> int:
+        """How many contacts-list calls (``GET /api/v2/contacts``) arrived since the last reset, whatever the answer."""
+        with self._lock:
+            return self._list_calls
+
+    def stats(self) -> dict[str, int]:
+        """Calls received since the last reset: all API calls, list calls, and list calls refused by the sub-limit."""
+        with self._lock:
+            return {
+                "requests": len(self._requests),
+                "list_calls": self._list_calls,
+                "list_rate_limited": self._list_limited,
+            }
+
     def reset(self) -> None:
+        """Forget contacts, requests, faults and rate windows; the list sub-limit returns to its initial setting."""
         with self._lock:
             self._reset_locked()
+            self._list_limit, self._list_window = self._initial_list_limit
 
     def _reset_locked(self) -> None:
         self._contacts: dict[int, dict] = {}
@@ -374,6 +418,10 @@ class FreshdeskSandbox:
         self._clear_faults_locked()
         self._window_start: float | None = None
         self._window_used = 0
+        self._list_window_start: float | None = None
+        self._list_used = 0
+        self._list_calls = 0
+        self._list_limited = 0
 
     # -- fault injection --------------------------------------------------------------------
     def fail_next(
@@ -414,9 +462,63 @@ class FreshdeskSandbox:
             self._window_start = None
             self._window_used = 0
 
+    def set_list_rate_limit(self, limit: int | None, window_seconds: float | None = None) -> None:
+        """A sub-limit for contacts-list calls (None: none), on top of the account limit; starts a fresh window."""
+        with self._lock:
+            self._list_limit = None if limit is None else int(limit)
+            if window_seconds is not None:
+                self._list_window = float(window_seconds)
+            self._list_window_start = None
+            self._list_used = 0
+
+    def set_custom_field_choices(self, name: str, choices: Iterable[str] | None) -> None:
+        """Make custom field ``name`` a dropdown with these choices (adding the field if needed); None: plain text."""
+        with self._lock:
+            if choices is None:
+                self.custom_field_choices.pop(name, None)
+            else:
+                self._declare_dropdown(name, choices)
+
+    def _declare_dropdown(self, name: str, choices: Iterable[str]) -> None:
+        values = tuple(choices)
+        if not values or not all(isinstance(v, str) for v in values):
+            raise ValueError(f"dropdown {name!r} needs at least one choice, each a string")
+        self.custom_field_choices = {**self.custom_field_choices, name: values}
+        if name not in self.custom_fields:
+            self.custom_fields = (*self.custom_fields, name)
+
+    def seed_contact(self, *, deleted: bool = False, blocked: bool = False, **fields: Any) -> dict:
+        """Store a contact as an agent would have created it, and return it (a copy).
+
+        ``fields`` are the API's contact fields (name, email, phone, mobile, unique_external_id, tags,
+        job_title, company_id, custom_fields, ...); None values are left out. The contact gets the next id
+        and is indexed like an API-created one (its email and external id are taken, even when
+        ``deleted``), but the call is not logged and costs no rate-limit budget. Raises ValueError with
+        Freshdesk's error entries for what Freshdesk itself would refuse: validation errors or an email,
+        unique_external_id or twitter_id another contact already holds.
+        """
+        data = {key: value for key, value in fields.items() if value is not None}
+        with self._lock:
+            errors = self._validate(data, creating=True)
+            if errors:
+                raise ValueError(f"Freshdesk would refuse this contact: {errors}")
+            data = self._normalise(data)
+            errors = self._duplicates(data, exclude_id=None)
+            if errors:
+                raise ValueError(f"Freshdesk would refuse this contact as a duplicate: {errors}")
+            contact = self._insert_contact(data)
+            if deleted:
+                contact["deleted"] = True
+            if blocked:
+                self._blocked.add(contact["id"])
+            return copy.deepcopy(contact)
+
     def delete_contact(self, contact_id: int) -> None:
+        """Soft-delete, as an agent would: the contact is kept, flagged ``deleted``, its identifiers stay taken."""
         with self._lock:
             contact = self._contacts[contact_id]
+            if contact["deleted"]:
+                return
             contact["deleted"] = True
             contact["updated_at"] = _now_iso(contact["updated_at"])
 
@@ -450,6 +552,8 @@ class FreshdeskSandbox:
     def _log(self, method: str, path: str, query: str, status: int | None, received: float) -> None:
         with self._lock:
             self._requests.append({"method": method, "path": path, "query": query, "status": status, "time": received})
+            if method == "GET" and path == CONTACTS_LIST_PATH:
+                self._list_calls += 1
 
     # -- the API ----------------------------------------------------------------------------
     def _authorised(self, header: str | None) -> bool:
@@ -481,6 +585,18 @@ class FreshdeskSandbox:
                 headers["X-RateLimit-Remaining"] = "0"
                 headers["Retry-After"] = str(wait)
                 return 429, BODY_429, headers
+            if method == "GET" and path == CONTACTS_LIST_PATH and self._list_limit is not None:
+                if self._list_window_start is None or now >= self._list_window_start + self._list_window:
+                    self._list_window_start = now
+                    self._list_used = 0
+                if self._list_used >= self._list_limit:
+                    # refused by the sub-limit: like any 429, costs no budget of either limit
+                    self._list_limited += 1
+                    wait = max(1, math.ceil(self._list_window_start + self._list_window - now))
+                    headers["X-RateLimit-Remaining"] = str(max(0, self._rate_limit - self._window_used))
+                    headers["Retry-After"] = str(wait)
+                    return 429, BODY_429, headers
+                self._list_used += 1
             self._window_used += 1
             headers["X-RateLimit-Remaining"] = str(max(0, self._rate_limit - self._window_used))
 
@@ -602,7 +718,7 @@ class FreshdeskSandbox:
                 if not _is_int(value) or value <= 0:
                     errors.append(_error(key, "It should be a/an Positive Integer", "datatype_mismatch"))
                 elif value not in self.company_ids:
-                    errors.append(_error(key, "There is no company matching the given company_id", "absent_in_db"))
+                    errors.append(_error(key, MSG_NO_COMPANY, "absent_in_db"))
             elif key == "custom_fields":
                 if not isinstance(value, dict):
                     errors.append(_error(key, "It should be a/an key/value pair", "datatype_mismatch"))
@@ -622,6 +738,9 @@ class FreshdeskSandbox:
                                 "invalid_value",
                             )
                         )
+                    elif cf_key in self.custom_field_choices and cf_value not in self.custom_field_choices[cf_key]:
+                        allowed = ",".join(self.custom_field_choices[cf_key])
+                        errors.append(_error(cf_key, f"It should be one of these values: '{allowed}'", "invalid_value"))
             elif key == "other_emails":
                 if not isinstance(value, list):
                     errors.append(_error(key, "It should be a/an Array", "datatype_mismatch"))
@@ -631,13 +750,12 @@ class FreshdeskSandbox:
                 if not isinstance(value, bool):
                     errors.append(_error(key, "It should be a/an Boolean", "datatype_mismatch"))
             elif key == "other_companies":
-                if not isinstance(value, list):
-                    errors.append(_error(key, "It should be a/an Array", "datatype_mismatch"))
-                elif not all(
-                    isinstance(c, dict) and _is_int(c.get("company_id")) and c["company_id"] in self.company_ids
-                    for c in value
+                if not isinstance(value, list) or not all(
+                    isinstance(c, dict) and _is_int(c.get("company_id")) and c["company_id"] > 0 for c in value
                 ):
-                    errors.append(_error(key, "There is no company matching the given company_id", "invalid_value"))
+                    errors.append(_error(key, "It should be a/an Array of company_id objects", "datatype_mismatch"))
+                elif any(c["company_id"] not in self.company_ids for c in value):
+                    errors.append(_error(key, MSG_NO_COMPANY, "absent_in_db"))
         if creating:
             if "name" not in data:
                 errors.append(_error("name", "Mandatory attribute missing", "missing_field"))
@@ -709,6 +827,11 @@ class FreshdeskSandbox:
         errors = self._duplicates(data, exclude_id=None)
         if errors:
             return 409, _validation_failed(errors), {}
+        contact = self._insert_contact(data)
+        return 201, copy.deepcopy(contact), {"Location": f"/api/v2/contacts/{contact['id']}"}
+
+    def _insert_contact(self, data: dict) -> dict:
+        """Store a validated, normalised, duplicate-free contact under the next id and index it."""
         contact_id = self._next_id
         self._next_id += 1
         stamp = _now_iso()
@@ -740,7 +863,7 @@ class FreshdeskSandbox:
         }
         self._contacts[contact_id] = contact
         self._index_add(contact)
-        return 201, copy.deepcopy(contact), {"Location": f"/api/v2/contacts/{contact_id}"}
+        return contact
 
     def _update_contact(self, contact_id: int, body: bytes) -> tuple[int, Any, dict]:
         contact = self._contacts.get(contact_id)
@@ -794,11 +917,26 @@ class FreshdeskSandbox:
         return 204, _EMPTY, {}
 
     def _list_contacts(self, query: str) -> tuple[int, Any, dict]:
+        """Contacts that are not deleted, filtered by exact email (any of a contact's, ignoring case), phone,
+        mobile, unique_external_id, company_id and updated_since, all given filters applying."""
         params = parse_qs(query, keep_blank_values=True)
-        allowed = {"email", "phone", "mobile", "unique_external_id", "company_id", "page", "per_page"}
+        allowed = {"email", "phone", "mobile", "unique_external_id", "company_id", "updated_since", "page", "per_page"}
+        if not self.unique_external_id_enabled:
+            allowed.discard("unique_external_id")
         unknown = [k for k in params if k not in allowed]
         if unknown:
             return 400, _validation_failed([_error(k, MSG_INVALID_FIELD, "invalid_field") for k in unknown]), {}
+        since = None
+        if "updated_since" in params:
+            since = self._parse_since(params["updated_since"][-1])
+            if since is None:
+                return (
+                    400,
+                    _validation_failed(
+                        [_error("updated_since", "It should be in the 'yyyy-mm-ddThh:mm:ssZ' format", "invalid_value")]
+                    ),
+                    {},
+                )
         if "email" in params:
             ids = self._index["email"].get(params["email"][-1].strip().lower(), set())
             found = [self._contacts[i] for i in sorted(ids) if not self._contacts[i]["deleted"]]
@@ -809,6 +947,8 @@ class FreshdeskSandbox:
                 found = [c for c in found if c[field] == params[field][-1]]
         if "company_id" in params:
             found = [c for c in found if str(c["company_id"]) == params["company_id"][-1]]
+        if since is not None:
+            found = [c for c in found if self._parse_since(c["updated_at"]) >= since]
         if "page" in params or "per_page" in params:
             try:
                 page = int(params.get("page", ["1"])[-1])
@@ -833,6 +973,17 @@ class FreshdeskSandbox:
                 )
             found = found[(page - 1) * per_page : page * per_page]
         return 200, copy.deepcopy(found), {}
+
+    @staticmethod
+    def _parse_since(value: str) -> datetime | None:
+        """A date or UTC timestamp (``Z`` or an offset) as a naive UTC datetime; None if it is neither."""
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        return parsed
 
     def _contact_fields(self) -> list[dict]:
         defaults = [
@@ -865,17 +1016,19 @@ class FreshdeskSandbox:
                 }
             )
         for offset, name in enumerate(self.custom_fields, start=len(fields) + 1):
-            fields.append(
-                {
-                    "id": offset,
-                    "name": name,
-                    "label": name,
-                    "position": offset,
-                    "default": False,
-                    "type": "custom_text",
-                    "required_for_agents": False,
-                }
-            )
+            field = {
+                "id": offset,
+                "name": name,
+                "label": name,
+                "position": offset,
+                "default": False,
+                "type": "custom_text",
+                "required_for_agents": False,
+            }
+            if name in self.custom_field_choices:
+                field["type"] = "custom_dropdown"
+                field["choices"] = list(self.custom_field_choices[name])
+            fields.append(field)
         return fields
 
     # -- admin ------------------------------------------------------------------------------
@@ -885,18 +1038,40 @@ class FreshdeskSandbox:
             params = parse_qs(query)
             include = params.get("include_deleted", ["false"])[-1].lower() in ("1", "true", "yes")
             return 200, self.contacts(include_deleted=include), {}
+        if route == "contacts" and method == "POST":
+            return self._admin_seed(body)
         if route == "requests" and method == "GET":
             return 200, self.requests(), {}
+        if route == "stats" and method == "GET":
+            return 200, self.stats(), {}
         if route == "reset" and method == "POST":
             self.reset()
             return 204, _EMPTY, {}
         if route == "faults" and method == "POST":
             return self._admin_faults(body)
-        if route in ("contacts", "requests"):
+        if route == "contacts":
+            return self._method_not_allowed(method, "GET, POST")
+        if route in ("requests", "stats"):
             return self._method_not_allowed(method, "GET")
         if route in ("reset", "faults"):
             return self._method_not_allowed(method, "POST")
         return 404, _EMPTY, {}
+
+    def _admin_seed(self, body: bytes) -> tuple[int, Any, dict]:
+        data, errors = self._parse_object(body)
+        if data is None:
+            return 400, _validation_failed(errors), {}
+        flags = {}
+        for flag in ("deleted", "blocked"):
+            if flag in data:
+                if not isinstance(data[flag], bool):
+                    return 400, _validation_failed([_error(flag, "It should be a/an Boolean", "datatype_mismatch")]), {}
+                flags[flag] = data.pop(flag)
+        try:
+            contact = self.seed_contact(**flags, **data)
+        except ValueError as exc:
+            return 400, {"description": "Seeding failed", "message": str(exc)}, {}
+        return 201, contact, {}
 
     def _admin_faults(self, body: bytes) -> tuple[int, Any, dict]:
         if body.strip():
@@ -946,10 +1121,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-limit", type=int, default=400, help="calls per window (default 400)")
     parser.add_argument("--window", type=float, default=60.0, help="window length in seconds (default 60)")
     parser.add_argument(
+        "--list-rate-limit", type=int, default=None, help="contacts-list calls per list window (default: no sub-limit)"
+    )
+    parser.add_argument(
+        "--list-window", type=float, default=60.0, help="list sub-limit window length in seconds (default 60)"
+    )
+    parser.add_argument(
         "--custom-field",
         action="append",
         dest="custom_fields",
         help="a custom contact field name (repeatable; default signup_method)",
+    )
+    parser.add_argument(
+        "--dropdown",
+        action="append",
+        default=[],
+        metavar="NAME=CHOICE,CHOICE",
+        help="a dropdown custom contact field and its choices (repeatable)",
     )
     parser.add_argument(
         "--no-unique-external-id",
@@ -964,6 +1152,12 @@ def main(argv: list[str] | None = None) -> int:
         help="an existing company id (repeatable; default 1, 2, 3)",
     )
     args = parser.parse_args(argv)
+    dropdowns = {}
+    for spec in args.dropdown:
+        name, sep, choices = spec.partition("=")
+        if not sep or not name or not choices:
+            parser.error(f"--dropdown expects NAME=CHOICE,CHOICE, got {spec!r}")
+        dropdowns[name] = choices.split(",")
     sandbox = FreshdeskSandbox(
         args.api_key,
         host=args.host,
@@ -973,6 +1167,9 @@ def main(argv: list[str] | None = None) -> int:
         custom_fields=args.custom_fields if args.custom_fields else ("signup_method",),
         unique_external_id_enabled=not args.no_unique_external_id,
         company_ids=args.company_ids if args.company_ids else (1, 2, 3),
+        custom_field_choices=dropdowns,
+        list_rate_limit=args.list_rate_limit,
+        list_window_seconds=args.list_window,
     )
     sandbox.start()
     print(f"Freshdesk sandbox listening on {sandbox.base_url} (Ctrl-C to stop)", flush=True)

@@ -11,6 +11,7 @@ import boto3
 
 from signal_freshdesk_dev import dlq
 from signal_freshdesk_dev.local_aws import REGION
+from tests.security.helpers import REFUSAL_400
 
 # Everything in the samples that identifies a person, as sent and as normalised.
 PEOPLE = (
@@ -83,6 +84,9 @@ def test_list_shows_ids_outcome_status_and_codes_but_no_contact_data(stack):
 
 
 def test_list_shows_field_names_and_codes_of_a_validation_error(stack):
+    # An unknown company alone is dropped and the contact delivered; with a field the contact cannot do
+    # without, the whole contact is refused and parked.
+    stack.freshdesk.fail_next(400, body=REFUSAL_400)
     status, _ = stack.post(UNKNOWN_COMPANY)
     assert status == 400
     [parked], text = listing(stack)
@@ -126,6 +130,7 @@ def test_an_exhausted_event_gets_a_fresh_retry_budget_and_is_delivered(stack, co
 
 def test_replay_filters_by_status_outcome_and_message_id(stack):
     park_forbidden(stack, "signed-up", "identified")
+    stack.freshdesk.fail_next(400, body=REFUSAL_400)
     stack.post(UNKNOWN_COMPANY)
     urls = (stack.sqs, stack.resources.dlq_url, stack.resources.retry_queue_url)
     report = dlq.replay(*urls, status=400, wait_seconds=0)

@@ -74,9 +74,9 @@ def served(sandbox_server, tmp_path_factory):
 
 @pytest.fixture
 def serve(served, freshdesk):
-    """The running serve, with the sandbox emptied and the idempotency records forgotten for each test."""
-    table = os.environ.get("IDEMPOTENCY_TABLE")
-    if table:
+    """The running serve, with the sandbox emptied and the idempotency records and the identity map
+    forgotten for each test."""
+    for table in filter(None, (os.environ.get("IDEMPOTENCY_TABLE"), os.environ.get("IDENTITY_MAP_TABLE"))):
         dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=served.aws.endpoint_url)
         keys = [k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
         for item in dynamodb.scan(TableName=table).get("Items", []):

@@ -15,6 +15,7 @@ import pytest
 from signal_freshdesk.runtime import get_runtime
 from signal_freshdesk_dev.apigw import LambdaContext
 from signal_freshdesk_dev.handlers import retry_handler
+from tests.security.helpers import REFUSAL_400
 
 CONSENT = {"consent": {"canonical": {"marketing": True}}}
 
@@ -108,6 +109,7 @@ def test_a_redelivered_retry_message_of_a_rejected_event_is_not_parked_twice(sta
     stack.freshdesk.fail_next(503, count=1)
     status, _ = stack.post(event)
     assert status == 202
+    stack.freshdesk.fail_next(400, count=1, body=REFUSAL_400)  # the retry meets a refusal: parked
     envelope = None
     ends = time.monotonic() + 10
     while envelope is None and time.monotonic() < ends:

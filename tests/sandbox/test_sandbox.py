@@ -513,3 +513,293 @@ def test_stop_closes_the_port(http):
     sb.stop()
     with pytest.raises(urllib3.exceptions.HTTPError):
         http.request("GET", url + "/api/v2/contacts", headers=urllib3.make_headers(basic_auth=f"{KEY}:X"))
+
+
+# -- a populated account: seeding -------------------------------------------------------------
+
+
+def test_seed_contact_stores_an_agent_created_contact_without_a_request(http):
+    with FreshdeskSandbox(KEY, rate_limit=1, window_seconds=60) as sb:
+        seeded = sb.seed_contact(
+            name="Priya Shah",
+            email="Priya.Shah@example.org",
+            phone="+44 20 7946 0000",
+            mobile="+447700900123",
+            unique_external_id="crm-7",
+            tags=["vip"],
+            job_title="CFO",
+            company_id=3,
+            custom_fields={"signup_method": "import"},
+        )
+        assert seeded["id"] == 101 and seeded["deleted"] is False
+        assert seeded["email"] == "priya.shah@example.org"
+        assert seeded["tags"] == ["vip"] and seeded["company_id"] == 3
+        assert seeded["custom_fields"] == {"signup_method": "import"}
+        assert seeded["created_at"] == seeded["updated_at"] and seeded["created_at"].endswith("Z")
+        assert sb.requests() == [] and sb.contact(101) == seeded and sb.contacts() == [seeded]
+        # the rate-limit budget (1) is untouched: the API still answers, and the seeded contact is indexed
+        found = call(http, sb, "GET", "/api/v2/contacts?email=priya.shah%40example.org")
+        assert found.status == 200 and js(found) == [seeded]
+        assert call(http, sb, "GET", "/api/v2/contacts/101").status == 429
+        # the next API-created contact takes the next id
+        sb.set_rate_limit(10)
+        assert js(create(http, sb, email="new@example.com"))["id"] == 102
+        with pytest.raises(KeyError):
+            sb.contact(999)
+
+
+def test_seeded_contacts_take_their_identifiers(sandbox, http):
+    priya = sandbox.seed_contact(name="Priya", email="priya@example.org", unique_external_id="crm-7")
+    resp = create(http, sandbox, email="PRIYA@example.org", unique_external_id="crm-7")
+    assert resp.status == 409
+    assert {e["field"]: e["additional_info"]["user_id"] for e in js(resp)["errors"]} == {
+        "email": priya["id"],
+        "unique_external_id": priya["id"],
+    }
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"email": "a@example.com"},  # no name
+        {"name": "A", "job_title": "CTO"},  # no identifier
+        {"name": "A", "email": "a@example.com", "company_id": 99},
+        {"name": "A", "email": "a@example.com", "custom_fields": {"plan": "Pro"}},
+        {"name": "A", "email": "a@example.com", "favourite_colour": "blue"},
+        {"name": "A", "email": "taken@example.com"},
+    ],
+    ids=["no_name", "no_identifier", "unknown_company", "unknown_custom_field", "unknown_field", "duplicate_email"],
+)
+def test_seed_contact_refuses_what_freshdesk_would_not_hold(sandbox, fields):
+    sandbox.seed_contact(name="Holder", email="taken@example.com")
+    with pytest.raises(ValueError):
+        sandbox.seed_contact(**fields)
+    assert len(sandbox.contacts()) == 1
+
+
+def test_seed_contact_leaves_out_none_and_can_seed_deleted_or_blocked(sandbox, http):
+    deleted = sandbox.seed_contact(name="Gone", email="gone@example.com", phone=None, deleted=True)
+    blocked = sandbox.seed_contact(name="Spam", email="spam@example.com", blocked=True)
+    assert deleted["deleted"] is True and deleted["phone"] is None
+    assert sandbox.contact(deleted["id"]) == deleted
+    assert [c["id"] for c in sandbox.contacts()] == [blocked["id"]]
+    assert [c["id"] for c in sandbox.contacts(include_deleted=True)] == [deleted["id"], blocked["id"]]
+    resp = call(http, sandbox, "PUT", f"/api/v2/contacts/{blocked['id']}", {"job_title": "CTO"})
+    assert resp.status == 405 and resp.headers["Allow"] == "GET"
+
+
+def test_admin_seed_endpoint_and_stats(sandbox, http):
+    seeded = http.request(
+        "POST",
+        sandbox.base_url + "/_sandbox/contacts",
+        body=json.dumps({"name": "Priya", "email": "priya@example.org", "deleted": True}),
+    )
+    assert seeded.status == 201 and js(seeded)["deleted"] is True and js(seeded)["id"] == 101
+    refused = http.request("POST", sandbox.base_url + "/_sandbox/contacts", body=json.dumps({"name": "No id"}))
+    assert refused.status == 400
+    flag = http.request("POST", sandbox.base_url + "/_sandbox/contacts", body=json.dumps({"name": "A", "blocked": 1}))
+    assert flag.status == 400
+    assert sandbox.requests() == []
+    call(http, sandbox, "GET", "/api/v2/contacts?email=priya%40example.org")
+    call(http, sandbox, "GET", "/api/v2/contacts/101")
+    stats = http.request("GET", sandbox.base_url + "/_sandbox/stats")
+    assert js(stats) == {"requests": 2, "list_calls": 1, "list_rate_limited": 0}
+
+
+# -- soft-deleted contacts --------------------------------------------------------------------
+
+
+def test_soft_deleted_contact_409s_on_every_unique_identifier_and_reads_as_deleted(sandbox, http):
+    gone = sandbox.seed_contact(name="Gone", email="gone@example.com", unique_external_id="crm-9")
+    sandbox.delete_contact(gone["id"])
+    stamp = sandbox.contact(gone["id"])["updated_at"]
+    sandbox.delete_contact(gone["id"])  # deleting again changes nothing
+    assert sandbox.contact(gone["id"])["updated_at"] == stamp
+    for fields in ({"email": "GONE@example.com"}, {"unique_external_id": "crm-9", "phone": "+447700900000"}):
+        resp = create(http, sandbox, **fields)
+        assert resp.status == 409
+        [error] = js(resp)["errors"]
+        assert error["code"] == "duplicate_value" and error["message"] == "It should be a unique value"
+        assert error["additional_info"] == {"user_id": gone["id"]}
+    got = call(http, sandbox, "GET", f"/api/v2/contacts/{gone['id']}")
+    assert got.status == 200 and js(got)["deleted"] is True and js(got)["email"] == "gone@example.com"
+    with pytest.raises(KeyError):
+        sandbox.delete_contact(999)
+
+
+def test_put_on_soft_deleted_contact_is_405_and_changes_nothing(sandbox, http):
+    gone = sandbox.seed_contact(name="Gone", email="gone@example.com", deleted=True)
+    resp = call(http, sandbox, "PUT", f"/api/v2/contacts/{gone['id']}", {"tags": ["marketing-consent"]})
+    assert resp.status == 405
+    assert resp.headers["Allow"] == "GET"
+    assert js(resp) == {
+        "message": "PUT method is not allowed on a deleted contact. It should be one of these method(s): GET"
+    }
+    assert sandbox.contact(gone["id"]) == gone
+
+
+def test_phone_of_a_soft_deleted_contact_is_not_a_duplicate(sandbox, http):
+    sandbox.seed_contact(name="Gone", phone="+447700900123", deleted=True)
+    assert create(http, sandbox, phone="+447700900123").status == 201
+
+
+# -- list filters and the list sub-limit ------------------------------------------------------
+
+
+def test_list_filters_match_exactly_and_skip_deleted_contacts(sandbox, http):
+    ada = sandbox.seed_contact(
+        name="Ada", email="ada@example.com", phone="+4420", mobile="+4477", unique_external_id="u-1"
+    )
+    sandbox.seed_contact(name="Ada Old", email="ada.old@example.com", phone="+4420", mobile="+4477", deleted=True)
+    bob = sandbox.seed_contact(name="Bob", email="bob@example.com", phone="+4420", unique_external_id="U-1x")
+
+    def ids(query):
+        resp = call(http, sandbox, "GET", "/api/v2/contacts?" + query)
+        assert resp.status == 200 and isinstance(js(resp), list)
+        return [c["id"] for c in js(resp)]
+
+    assert ids("email=Ada%40Example.com") == [ada["id"]]
+    assert ids("email=ada") == []
+    assert ids("phone=%2B4420") == [ada["id"], bob["id"]]
+    assert ids("phone=%2B442") == []
+    assert ids("mobile=%2B4477") == [ada["id"]]
+    assert ids("unique_external_id=u-1") == [ada["id"]]
+    assert ids("unique_external_id=U-1") == []
+    assert ids("email=ada.old%40example.com") == []
+    assert ids("phone=%2B4420&mobile=%2B4477") == [ada["id"]]
+    assert ids("updated_since=2000-01-01T00:00:00Z") == [ada["id"], bob["id"]]
+    assert ids("updated_since=2999-01-01") == []
+    bad = call(http, sandbox, "GET", "/api/v2/contacts?updated_since=yesterday")
+    assert bad.status == 400 and error_codes(bad) == [("updated_since", "invalid_value")]
+
+
+def test_list_by_unique_external_id_is_invalid_field_without_the_feature(http):
+    with FreshdeskSandbox(KEY, unique_external_id_enabled=False) as sb:
+        resp = call(http, sb, "GET", "/api/v2/contacts?unique_external_id=u-1")
+        assert resp.status == 400 and error_codes(resp) == [("unique_external_id", "invalid_field")]
+
+
+def test_list_calls_have_their_own_lower_limit_and_are_counted(sandbox, http):
+    ada = sandbox.seed_contact(name="Ada", email="ada@example.com")
+    sandbox.set_list_rate_limit(2, 1.0)
+    for _ in range(2):
+        assert call(http, sandbox, "GET", "/api/v2/contacts?email=ada%40example.com").status == 200
+    limited = call(http, sandbox, "GET", "/api/v2/contacts?email=ada%40example.com")
+    assert limited.status == 429
+    assert js(limited) == {"message": "You have exceeded the limit of requests per minute"}
+    assert limited.headers["Retry-After"] == "1"
+    # other calls still go through, and the refused list call cost no account budget
+    got = call(http, sandbox, "GET", f"/api/v2/contacts/{ada['id']}")
+    assert got.status == 200 and got.headers["X-RateLimit-Remaining"] == "397"
+    assert create(http, sandbox, email="bob@example.com").status == 201
+    assert sandbox.list_calls() == 3
+    assert sandbox.stats() == {"requests": 5, "list_calls": 3, "list_rate_limited": 1}
+    time.sleep(1.05)
+    assert call(http, sandbox, "GET", "/api/v2/contacts").status == 200
+    sandbox.set_list_rate_limit(None)
+    for _ in range(3):
+        assert call(http, sandbox, "GET", "/api/v2/contacts").status == 200
+    assert sandbox.list_calls() == 7
+    sandbox.reset()
+    assert sandbox.list_calls() == 0
+
+
+def test_list_limit_from_the_constructor_survives_reset(http):
+    with FreshdeskSandbox(KEY, list_rate_limit=1, list_window_seconds=30) as sb:
+        assert call(http, sb, "GET", "/api/v2/contacts").status == 200
+        resp = call(http, sb, "GET", "/api/v2/contacts")
+        assert resp.status == 429 and 1 <= int(resp.headers["Retry-After"]) <= 30
+        sb.set_list_rate_limit(100)
+        sb.reset()  # back to the constructor's sub-limit, with a fresh window
+        assert call(http, sb, "GET", "/api/v2/contacts").status == 200
+        assert call(http, sb, "GET", "/api/v2/contacts").status == 429
+        assert [r["status"] for r in sb.requests()] == [200, 429]
+
+
+# -- updates ----------------------------------------------------------------------------------
+
+
+def test_put_duplicating_another_contacts_identifier_is_409_naming_it(sandbox, http):
+    ada = sandbox.seed_contact(name="Ada", email="ada@example.com", unique_external_id="u-1")
+    bob = sandbox.seed_contact(name="Bob", email="bob@example.com", unique_external_id="u-2")
+    gone = sandbox.seed_contact(name="Gone", email="gone@example.com", unique_external_id="u-3", deleted=True)
+    for body, holder in (
+        ({"email": "BOB@example.com"}, bob),
+        ({"unique_external_id": "u-2"}, bob),
+        ({"email": "gone@example.com"}, gone),
+        ({"unique_external_id": "u-3"}, gone),
+    ):
+        resp = call(http, sandbox, "PUT", f"/api/v2/contacts/{ada['id']}", body)
+        assert resp.status == 409
+        [error] = js(resp)["errors"]
+        assert error["field"] == next(iter(body)) and error["code"] == "duplicate_value"
+        assert error["additional_info"] == {"user_id": holder["id"]}
+    assert sandbox.contact(ada["id"]) == ada
+    # its own values are no duplicates
+    resp = call(
+        http, sandbox, "PUT", f"/api/v2/contacts/{ada['id']}", {"email": "ada@example.com", "unique_external_id": "u-1"}
+    )
+    assert resp.status == 200
+
+
+def test_put_tags_replace_the_list_and_no_tags_leaves_it(sandbox, http):
+    ada = sandbox.seed_contact(name="Ada", email="ada@example.com", tags=["vip", "newsletter"])
+    path = f"/api/v2/contacts/{ada['id']}"
+    assert js(call(http, sandbox, "PUT", path, {"job_title": "CTO"}))["tags"] == ["vip", "newsletter"]
+    assert js(call(http, sandbox, "PUT", path, {"tags": ["marketing-consent"]}))["tags"] == ["marketing-consent"]
+    assert js(call(http, sandbox, "PUT", path, {"tags": []}))["tags"] == []
+    assert sandbox.contact(ada["id"])["tags"] == []
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_unknown_company_is_400_absent_in_db(sandbox, http, method):
+    ada = sandbox.seed_contact(name="Ada", email="ada@example.com", company_id=1)
+    path = "/api/v2/contacts" if method == "POST" else f"/api/v2/contacts/{ada['id']}"
+    for body in ({"company_id": 99}, {"other_companies": [{"company_id": 99}]}):
+        payload = {"name": "B", "email": "b@example.com", **body} if method == "POST" else body
+        resp = call(http, sandbox, method, path, payload)
+        assert resp.status == 400
+        [error] = js(resp)["errors"]
+        assert (error["field"], error["code"]) == (next(iter(body)), "absent_in_db")
+        assert error["message"] == "There is no company matching the given company_id"
+    for body in ({"company_id": 0}, {"company_id": "2"}, {"other_companies": [{"company_id": "2"}]}):
+        payload = {"name": "B", "email": "b@example.com", **body} if method == "POST" else body
+        resp = call(http, sandbox, method, path, payload)
+        assert resp.status == 400 and error_codes(resp) == [(next(iter(body)), "datatype_mismatch")]
+    assert sandbox.contacts() == [ada]
+
+
+# -- dropdown custom fields -------------------------------------------------------------------
+
+
+def test_dropdown_custom_field_accepts_only_its_choices(http):
+    with FreshdeskSandbox(KEY, custom_field_choices={"plan": ["Free", "Pro"]}) as sb:
+        assert sb.custom_fields == ("signup_method", "plan")
+        bad = create(http, sb, email="ada@example.com", custom_fields={"plan": "Enterprise"})
+        assert bad.status == 400
+        assert js(bad)["errors"] == [
+            {"field": "plan", "message": "It should be one of these values: 'Free,Pro'", "code": "invalid_value"}
+        ]
+        assert create(http, sb, email="ada@example.com", custom_fields={"plan": "pro"}).status == 400  # exact
+        ada = js(create(http, sb, email="ada@example.com", custom_fields={"plan": "Pro", "signup_method": "x"}))
+        assert ada["custom_fields"] == {"signup_method": "x", "plan": "Pro"}
+        put = call(http, sb, "PUT", f"/api/v2/contacts/{ada['id']}", {"custom_fields": {"plan": "Gold"}})
+        assert put.status == 400 and error_codes(put) == [("plan", "invalid_value")]
+        assert sb.contact(ada["id"])["custom_fields"]["plan"] == "Pro"
+        with pytest.raises(ValueError):
+            sb.seed_contact(name="B", email="b@example.com", custom_fields={"plan": "Gold"})
+
+
+def test_contact_fields_lists_dropdowns_with_their_choices(sandbox, http):
+    sandbox.set_custom_field_choices("plan", ["Free", "Pro"])
+    sandbox.set_custom_field_choices("signup_method", ["google", "email"])
+    fields = {f["name"]: f for f in js(call(http, sandbox, "GET", "/api/v2/contact_fields"))}
+    assert fields["plan"]["type"] == "custom_dropdown" and fields["plan"]["choices"] == ["Free", "Pro"]
+    assert fields["signup_method"]["type"] == "custom_dropdown"
+    assert fields["signup_method"]["choices"] == ["google", "email"]
+    sandbox.set_custom_field_choices("signup_method", None)  # back to a text field
+    fields = {f["name"]: f for f in js(call(http, sandbox, "GET", "/api/v2/contact_fields"))}
+    assert fields["signup_method"]["type"] == "custom_text" and "choices" not in fields["signup_method"]
+    assert create(http, sandbox, email="a@example.com", custom_fields={"signup_method": "sso"}).status == 201
+    with pytest.raises(ValueError):
+        sandbox.set_custom_field_choices("plan", [])

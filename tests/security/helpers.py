@@ -33,7 +33,29 @@ SUPPRESSED = [
     HealthCheck.filter_too_much,
 ]
 ABSENT = object()  # a request without that part
-OUTCOMES = {"delivered", "updated", "conflict", "queued", "rejected", "dropped", "failed"}
+OUTCOMES = {
+    "delivered",
+    "updated",
+    "conflict",
+    "queued",
+    "rejected",
+    "dropped",
+    "failed",
+    "unchanged",
+    "stale",
+    "consent_withdrawn",
+    "deleted_in_freshdesk",
+    "identity_mismatch",
+}
+# A 400 that names a field the contact cannot do without (the name) besides the unknown company: the
+# whole contact is refused, and parked. An unknown company alone is dropped and the contact delivered.
+REFUSAL_400 = {
+    "description": "Validation failed",
+    "errors": [
+        {"field": "company_id", "message": "There is no company matching the given company_id", "code": "absent_in_db"},
+        {"field": "name", "message": "It should be a/an String", "code": "invalid_value"},
+    ],
+}
 
 
 def long_run() -> bool:

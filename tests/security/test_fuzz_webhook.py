@@ -46,8 +46,29 @@ from .helpers import (
 MiB = 1024 * 1024
 SAMPLE_NAMES = ("identified", "signed-up", "anonymous-track", "consent-denied", "page-view", "batch")
 SAMPLE_EVENTS = [e for name in SAMPLE_NAMES for e in signal_events_of(load_event(name))]
-ACCEPTED_OUTCOMES = {"delivered", "updated", "conflict", "dropped", "rejected"}
-SINGLE_STATUS = {"delivered": 201, "updated": 200, "conflict": 409, "dropped": 200}
+ACCEPTED_OUTCOMES = {
+    "delivered",
+    "updated",
+    "conflict",
+    "dropped",
+    "rejected",
+    "unchanged",
+    "stale",
+    "consent_withdrawn",
+    "deleted_in_freshdesk",
+    "identity_mismatch",
+}
+SINGLE_STATUS = {
+    "delivered": 201,
+    "updated": 200,
+    "conflict": 409,
+    "dropped": 200,
+    "unchanged": 200,
+    "stale": 200,
+    "consent_withdrawn": 200,
+    "deleted_in_freshdesk": 200,
+    "identity_mismatch": 200,
+}
 
 
 @pytest.fixture
@@ -66,6 +87,7 @@ def new_example(fuzz_stack):
 
     def reset() -> None:
         fuzz_stack.freshdesk.reset()
+        fuzz_stack.forget_people()
         if time.monotonic() - last_purge[0] > 61:
             for url in (fuzz_stack.resources.retry_queue_url, fuzz_stack.resources.dlq_url):
                 fuzz_stack.sqs.purge_queue(QueueUrl=url)
@@ -352,7 +374,11 @@ def test_any_event_or_batch_gets_an_answer_per_event_and_freshdesk_only_valid_co
     for item, result in zip(items, results, strict=False):
         event(result["outcome"] + (f" ({result['reason']})" if result.get("reason") else ""))
         assert result["outcome"] in ACCEPTED_OUTCOMES, result
-        assert "dropped_fields" not in result, f"Freshdesk refused a field we sent: {result}"
+        # The one field Freshdesk may refuse in an event we accepted: a company_id the account does not
+        # have. The contact goes without it (a 400 counted below), never refused as a whole.
+        dropped = result.get("dropped_fields", [])
+        assert dropped in ([], ["company_id"]), f"Freshdesk refused a field we sent: {result}"
+        known_rejections += bool(dropped)
         if not isinstance(item, dict):
             assert (result["outcome"], result["status"], result["reason"]) == ("rejected", 400, "not_an_event")
             continue

@@ -32,7 +32,7 @@ def test_from_env_defaults():
     settings = Settings.from_env({})
     assert settings.default_phone_region == "GB"
     assert settings.consent_mode == "require"
-    assert settings.max_attempts == 8
+    assert settings.max_attempts == 202  # the age bound ends retries by default (test_retry_horizon.py)
     assert settings.secret_id == ""
     assert settings.retry_queue_url == ""
     assert settings.base_url_override == ""
@@ -40,7 +40,7 @@ def test_from_env_defaults():
 
 def test_from_env_blank_values_mean_defaults():
     settings = Settings.from_env({"CONSENT_MODE": " ", "DEFAULT_PHONE_REGION": "", "MAX_ATTEMPTS": "  "})
-    assert (settings.consent_mode, settings.default_phone_region, settings.max_attempts) == ("require", "GB", 8)
+    assert (settings.consent_mode, settings.default_phone_region, settings.max_attempts) == ("require", "GB", 202)
 
 
 def test_from_env_parses_values():
@@ -72,7 +72,7 @@ def test_from_env_reads_os_environ_when_no_mapping_given(monkeypatch):
     monkeypatch.setenv("DEFAULT_PHONE_REGION", "FR")
     monkeypatch.delenv("MAX_ATTEMPTS", raising=False)
     settings = Settings.from_env()
-    assert (settings.consent_mode, settings.default_phone_region, settings.max_attempts) == ("off", "FR", 8)
+    assert (settings.consent_mode, settings.default_phone_region, settings.max_attempts) == ("off", "FR", 202)
 
 
 @pytest.mark.parametrize("mode", ["maybe", "required", "tag-only", "none", "true"])

@@ -96,7 +96,7 @@ def test_a_409_on_signed_up_is_a_final_conflict_without_an_update(ports):
 
 def test_a_409_on_identified_reads_the_tags_and_updates_with_them_merged(ports):
     ports.freshdesk.script("create", conflict_409(7))
-    ports.freshdesk.script("get", Answer(200, {"id": 7, "tags": ["vip", "marketing-consent"]}))
+    ports.freshdesk.script("get", Answer(200, {"id": 7, "tags": ["vip"]}))
     status, body = post(ports, identified())
     assert (status, body["outcome"], body["contact_id"]) == (200, "updated", 7)
     assert ports.freshdesk.methods() == ["create", "get", "update"]
@@ -156,7 +156,7 @@ def test_a_second_401_is_rejected_and_parked(ports):
 
 @pytest.mark.parametrize("status", [400, 403, 404, 405])
 def test_a_final_refusal_is_rejected_and_parked_with_freshdesk_s_answer(ports, status):
-    refusal = {"description": "Validation failed", "errors": [{"field": "email", "code": "invalid_value"}]}
+    refusal = {"description": "Validation failed", "errors": [{"field": "name", "code": "invalid_value"}]}
     ports.freshdesk.script("create", Answer(status, refusal))
     answer_status, body = post(ports, identified())
     assert (answer_status, body["outcome"], body["freshdesk"]) == (status, "rejected", refusal)
@@ -317,7 +317,7 @@ def test_retries_end_in_the_dlq_once_the_event_is_too_old(ports):
 
 
 def test_a_rejection_during_retry_is_parked_once(ports):
-    ports.freshdesk.script("create", Answer(400, {"errors": [{"field": "email", "code": "invalid_value"}]}))
+    ports.freshdesk.script("create", Answer(400, {"errors": [{"field": "name", "code": "invalid_value"}]}))
     retry(ports, sqs_event(queued(identified("r-5"), ports)))
     assert [p["outcome"] for p in ports.queues.parked] == [envelope.REJECTED]
 

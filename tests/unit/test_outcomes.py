@@ -208,11 +208,34 @@ def test_400_invalid_custom_field_and_external_id_both_dropped():
     assert set(verdict.fields) == {"signup_method", "unique_external_id"}
 
 
-def test_400_mixing_invalid_field_with_another_code_is_rejected():
+def test_400_naming_only_fields_the_contact_can_do_without_is_resent_whatever_the_code():
     body = invalid_fields_body(("signup_method", "invalid_field"), ("email", "invalid_value"))
     verdict = judge_create(Operation.SIGN_UP, Answer(400, body), CONTACT)
+    assert verdict.action is Action.RESEND_WITHOUT
+    assert set(verdict.fields) == {"signup_method", "email"}  # the phone and the user id remain
+
+
+@pytest.mark.parametrize(
+    ("field", "code"),
+    [
+        ("email", "invalid_value"),
+        ("phone", "invalid_value"),
+        ("job_title", "invalid_value"),
+        ("company_id", "absent_in_db"),
+        ("cf_signup_method", "datatype_mismatch"),
+    ],
+)
+def test_400_naming_one_dispensable_field_is_resent_without_it(field, code):
+    contact = {**CONTACT, "company_id": 99}
+    verdict = judge_create(Operation.SIGN_UP, Answer(400, invalid_fields_body((field, code))), contact)
+    assert verdict.action is Action.RESEND_WITHOUT
+    assert verdict.fields == (field.removeprefix("cf_"),)
+
+
+def test_400_naming_the_only_identifier_is_rejected():
+    body = invalid_fields_body(("email", "invalid_value"))
+    verdict = judge_create(Operation.IDENTIFY, Answer(400, body), CONTACT_NO_OPTIONALS)
     assert verdict.action is Action.REJECT
-    assert verdict.outcome is Outcome.REJECTED
 
 
 def test_400_invalid_field_naming_a_custom_field_we_did_not_send_is_rejected():
@@ -222,7 +245,7 @@ def test_400_invalid_field_naming_a_custom_field_we_did_not_send_is_rejected():
 
 
 def test_400_invalid_field_naming_an_optional_field_and_a_required_one_is_rejected():
-    body = invalid_fields_body(("signup_method", "invalid_field"), ("email", "invalid_field"))
+    body = invalid_fields_body(("signup_method", "invalid_field"), ("name", "invalid_field"))
     verdict = judge_create(Operation.SIGN_UP, Answer(400, body), CONTACT)
     assert verdict.action is Action.REJECT
     assert optional_invalid_fields(body, CONTACT) == ()
@@ -246,7 +269,7 @@ def test_400_invalid_external_id_we_did_not_send_is_rejected():
     assert verdict.action is Action.REJECT
 
 
-@pytest.mark.parametrize("field", ["email", "name", "phone", "job_title", "cf_email"])
+@pytest.mark.parametrize("field", ["name", "cf_email", "mobile", "tags"])
 def test_400_invalid_field_naming_a_required_or_non_optional_field_is_rejected(field):
     verdict = judge_create(Operation.SIGN_UP, Answer(400, invalid_fields_body((field, "invalid_field"))), CONTACT)
     assert verdict.action is Action.REJECT
@@ -299,12 +322,25 @@ def test_update_409_is_conflict():
         (401, Action.REAUTH),
         (400, Action.REJECT),
         (403, Action.REJECT),
-        (404, Action.REJECT),
-        (405, Action.REJECT),
+        (404, Action.CREATE),  # the id no longer exists: the caller forgets it and creates afresh
+        (405, Action.DONE),  # a contact a person deleted (Allow: GET)
     ],
 )
 def test_update_other_answers_follow_the_table(status, action):
     assert judge_update(Answer(status), CONTACT).action is action
+
+
+def test_update_405_is_a_contact_deleted_in_freshdesk():
+    assert judge_update(Answer(405), CONTACT).outcome is Outcome.DELETED_IN_FRESHDESK
+
+
+def test_read_of_a_soft_deleted_contact_is_deleted_in_freshdesk():
+    assert judge_read(Answer(200, {"id": 5, "deleted": True})).outcome is Outcome.DELETED_IN_FRESHDESK
+
+
+def test_tags_merge_ignoring_case_and_never_add_a_second_spelling():
+    assert merge_tags(["VIP", "Marketing-Consent"], ["marketing-consent"]) == ["VIP", "Marketing-Consent"]
+    assert merge_tags(["vip"], ["marketing-consent"]) == ["vip", "marketing-consent"]
 
 
 def test_update_400_invalid_custom_field_is_resent_without_it():
@@ -325,7 +361,7 @@ def test_read_200_is_done():
         (None, Action.RETRY, Outcome.QUEUED),
         (401, Action.REAUTH, Outcome.REJECTED),
         (403, Action.REJECT, Outcome.REJECTED),
-        (404, Action.REJECT, Outcome.REJECTED),
+        (404, Action.CREATE, None),
         (405, Action.REJECT, Outcome.REJECTED),
     ],
 )

@@ -845,7 +845,17 @@ def test_slim_event_drops_what_the_preset_does_not_read():
     event = signal_events_of(load_event("signed-up"))[0]
     slim = slim_event(event)
     assert "ip" not in json.dumps(slim) and "userAgent" not in json.dumps(slim)
-    assert set(slim) <= {"type", "event", "messageId", "userId", "user_id", "traits", "properties", "context"}
+    assert set(slim) <= {
+        "type",
+        "event",
+        "messageId",
+        "userId",
+        "user_id",
+        "timestamp",
+        "traits",
+        "properties",
+        "context",
+    }
 
 
 def test_slim_event_bounds_huge_values_without_changing_the_mapping():

@@ -152,9 +152,9 @@ class RecordedFreshdesk:
             "GET", f"/api/v2/contacts/{contact_id}", lambda: self.real.get_contact(creds, contact_id, **kwargs)
         )
 
-    def find_contacts_by_phone(self, creds: Any, phone: str, **kwargs: Any) -> Answer:
+    def find_contacts(self, creds: Any, field: str, value: str, **kwargs: Any) -> Answer:
         return self._call(
-            "GET", "/api/v2/contacts?phone=", lambda: self.real.find_contacts_by_phone(creds, phone, **kwargs)
+            "GET", f"/api/v2/contacts?{field}=", lambda: self.real.find_contacts(creds, field, value, **kwargs)
         )
 
 

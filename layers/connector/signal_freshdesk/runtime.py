@@ -6,7 +6,7 @@ import threading
 
 from .adapters import secrets_extension
 from .adapters.boto_clients import reset_clients
-from .adapters.dynamodb import DynamoDBClient, DynamoDBIdempotencyStore
+from .adapters.dynamodb import DynamoDBClient, DynamoDBIdempotencyStore, DynamoDBIdentityMap
 from .adapters.freshdesk import FreshdeskClient
 from .adapters.secrets_manager import SecretsManagerSource
 from .adapters.sqs import SqsQueues
@@ -21,6 +21,7 @@ _lock = threading.Lock()
 
 def build_runtime(settings: Settings) -> Runtime:
     clock = SystemClock()
+    dynamodb = DynamoDBClient() if settings.idempotency_table or settings.identity_map_table else None
     return Runtime(
         settings=settings,
         credentials=build_credentials(settings),
@@ -33,10 +34,15 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
         queues=SqsQueues(settings.retry_queue_url, settings.dlq_url),
         idempotency=(
-            DynamoDBIdempotencyStore(
-                settings.idempotency_table, DynamoDBClient(), ttl_seconds=settings.idempotency_ttl_seconds
+            DynamoDBIdempotencyStore(settings.idempotency_table, dynamodb, ttl_seconds=settings.idempotency_ttl_seconds)
+            if settings.idempotency_table and dynamodb is not None
+            else None
+        ),
+        identity_map=(
+            DynamoDBIdentityMap(
+                settings.identity_map_table, dynamodb, ttl_seconds=settings.identity_map_ttl_days * 86_400
             )
-            if settings.idempotency_table
+            if settings.identity_map_table and dynamodb is not None
             else None
         ),
         clock=clock,

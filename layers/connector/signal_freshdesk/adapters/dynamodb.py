@@ -12,6 +12,7 @@ from typing import Any
 import urllib3
 
 from ..core.errors import StoreUnavailable
+from ..core.identity import Known
 from ..core.ports import DONE, IN_PROGRESS, NEW, Claim
 from .sigv4 import AwsCredentials, signed_headers
 
@@ -174,3 +175,96 @@ class DynamoDBIdempotencyStore:
             self.client.call("DeleteItem", {"TableName": self.table, "Key": {"id": {"S": key}}})
         except DynamoDBError as exc:
             raise StoreUnavailable(str(exc)) from None
+
+
+class DynamoDBIdentityMap:
+    """The core's IdentityMap port on a DynamoDB table: one item per identifier key (an HMAC), expired by TTL.
+
+    A person with several identifiers has an item under each, so whichever the next event carries finds
+    them. Reads are one BatchGetItem, writes one BatchWriteItem (at most three keys each).
+    """
+
+    def __init__(
+        self,
+        table: str,
+        client: DynamoDBClient,
+        *,
+        ttl_seconds: int = 400 * 86_400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.table = table
+        self.client = client
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+
+    def find(self, keys: list[str]) -> Known | None:
+        if not keys:
+            return None
+        try:
+            answer = self.client.call(
+                "BatchGetItem",
+                {
+                    "RequestItems": {
+                        self.table: {
+                            "Keys": [{"id": {"S": key}} for key in dict.fromkeys(keys)],
+                            "ConsistentRead": True,
+                        }
+                    }
+                },
+            )
+        except DynamoDBError as exc:
+            raise StoreUnavailable(str(exc)) from None
+        now = int(self.clock())
+        items = {
+            item["id"]["S"]: item
+            for item in answer.get("Responses", {}).get(self.table, [])
+            if int(item.get("expiration", {}).get("N", "0")) >= now
+        }
+        for key in keys:
+            if key in items:
+                return _known_from_item(items[key])
+        return None
+
+    def remember(self, keys: list[str], known: Known) -> None:
+        item = _item_from_known(known, expiration=int(self.clock()) + self.ttl_seconds)
+        self._write([{"PutRequest": {"Item": {"id": {"S": key}, **item}}} for key in dict.fromkeys(keys)])
+
+    def forget(self, keys: list[str]) -> None:
+        self._write([{"DeleteRequest": {"Key": {"id": {"S": key}}}} for key in dict.fromkeys(keys)])
+
+    def _write(self, requests: list[dict[str, Any]]) -> None:
+        if not requests:
+            return
+        try:
+            self.client.call("BatchWriteItem", {"RequestItems": {self.table: requests}})
+        except DynamoDBError as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+
+def _item_from_known(known: Known, *, expiration: int) -> dict[str, Any]:
+    item: dict[str, Any] = {"expiration": {"N": str(expiration)}, "deleted": {"BOOL": known.deleted}}
+    if known.contact_id is not None:
+        item["contact_id"] = {"N": str(known.contact_id)}
+    if known.newest:
+        item["newest"] = {"S": known.newest}
+    if known.has_tag is not None:
+        item["has_tag"] = {"BOOL": known.has_tag}
+    if known.external_id is not None:
+        item["external_id"] = {"S": known.external_id}
+    if known.digest:
+        item["digest"] = {"S": known.digest}
+    return item
+
+
+def _known_from_item(item: dict[str, Any]) -> Known:
+    contact_id = item.get("contact_id", {}).get("N")
+    has_tag = item.get("has_tag", {}).get("BOOL")
+    external_id = item.get("external_id", {}).get("S")
+    return Known(
+        contact_id=int(contact_id) if contact_id is not None else None,
+        newest=item.get("newest", {}).get("S", ""),
+        has_tag=has_tag if isinstance(has_tag, bool) else None,
+        external_id=external_id if isinstance(external_id, str) else None,
+        digest=item.get("digest", {}).get("S", ""),
+        deleted=item.get("deleted", {}).get("BOOL") is True,
+    )

@@ -16,6 +16,7 @@ from ..core.model import Answer
 from ..core.timing import Deadline, TimingPolicy
 
 USER_AGENT = "signal-freshdesk/0.1"
+LIST_FILTERS = frozenset({"email", "phone", "mobile", "unique_external_id"})
 
 
 class FreshdeskClient:
@@ -72,8 +73,10 @@ class FreshdeskClient:
         """Read-only: the account's contact field schema (a credentials check that creates nothing)."""
         return self._request(creds, "GET", "/api/v2/contact_fields", None, deadline)
 
-    def find_contacts_by_phone(self, creds: Credentials, phone: str, *, deadline: Deadline | None = None) -> Answer:
-        return self._request(creds, "GET", f"/api/v2/contacts?phone={quote(phone, safe='')}", None, deadline)
+    def find_contacts(self, creds: Credentials, field: str, value: str, *, deadline: Deadline | None = None) -> Answer:
+        if field not in LIST_FILTERS:
+            raise ValueError(f"not a contacts-list filter: {field}")
+        return self._request(creds, "GET", f"/api/v2/contacts?{field}={quote(value, safe='')}", None, deadline)
 
     def _request(
         self, creds: Credentials, method: str, path: str, body: dict[str, Any] | None, deadline: Deadline | None

@@ -29,7 +29,14 @@ def answer_status(result: Result) -> int:
             return 409
         case Outcome.QUEUED:
             return 202
-        case Outcome.DROPPED:
+        case (
+            Outcome.DROPPED
+            | Outcome.UNCHANGED
+            | Outcome.STALE
+            | Outcome.CONSENT_WITHDRAWN
+            | Outcome.DELETED_IN_FRESHDESK
+            | Outcome.IDENTITY_MISMATCH
+        ):
             return 200
         case Outcome.FAILED:
             return 503

@@ -27,6 +27,8 @@ class Credentials:
     webhook_token: str = field(repr=False)
     # Optional: when set, callers must also sign the raw body (HMAC-SHA256) with a fresh timestamp.
     signing_secret: str = field(default="", repr=False)
+    # Optional: the identity map's HMAC key; derived from the webhook token when absent.
+    identity_key: str = field(default="", repr=False)
 
     def base_url(self, override: str = "") -> str:
         return override or f"https://{self.domain}.freshdesk.com"
@@ -66,8 +68,15 @@ def parse_credentials(secret: object) -> Credentials:
     signing = secret.get("signing_secret") or ""
     if not isinstance(signing, str) or (signing.strip() and len(signing.strip()) < 16):
         raise ConfigError("the secret's 'signing_secret', when set, must be text of at least 16 characters")
+    identity = secret.get("identity_key") or ""
+    if not isinstance(identity, str) or (identity.strip() and len(identity.strip()) < 16):
+        raise ConfigError("the secret's 'identity_key', when set, must be text of at least 16 characters")
     return Credentials(
-        domain=domain, api_key=api_key.strip(), webhook_token=token.strip(), signing_secret=signing.strip()
+        domain=domain,
+        api_key=api_key.strip(),
+        webhook_token=token.strip(),
+        signing_secret=signing.strip(),
+        identity_key=identity.strip(),
     )
 
 

@@ -1,27 +1,59 @@
-"""Deliver one planned contact to Freshdesk: create, update on 409, re-read the key on 401, drop
-optional fields on `invalid_field`. Returns a `Result`; sends nothing to SQS."""
+"""Bring one planned contact into Freshdesk without damaging what is there, in as few calls as possible.
+
+The order of business for one event:
+1. The identity map (when there is one) says whether this person's contact is known. A known person's
+   older event is `stale`; a deleted contact stays deleted; a Signed Up of a known person is the
+   `conflict` a create would have earned; anything else is one PUT to the known id, or no call at all
+   when the event says nothing new (`unchanged`).
+2. An unknown person is created; a 409 names the existing contact, which is read (its tags and its
+   `unique_external_id`) and updated with only what the event says.
+3. A withdrawal of marketing consent removes our tag from the person's contact and changes nothing else.
+
+Whatever the map says is checked by Freshdesk's answer: a 404 on a known id forgets it and creates
+afresh, a 405 is a contact a person deleted. A 401 re-reads the secret once; a 400 naming only fields
+the contact can do without is sent again without them. Returns a `Result`; sends nothing to SQS.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
+from ..observability import count, logger
 from .backoff import retry_after_seconds
-from .credentials import CredentialStore
-from .errors import ConfigError, SecretUnavailable
-from .model import Answer, Outcome, PlannedContact, Result
+from .credentials import Credentials, CredentialStore
+from .errors import ConfigError, SecretUnavailable, StoreUnavailable
+from .identity import IdentityKeys, Known, identity_key_from_secret, is_older, newer_of
+from .mapping import CONSENT_TAG
+from .model import Answer, Consent, DropReason, Operation, Outcome, PlannedContact, Result
 from .outcomes import (
     Action,
     Verdict,
+    has_tag,
     judge_create,
+    judge_lookup,
     judge_phone_lookup,
     judge_read,
     judge_update,
     merge_tags,
     without_fields,
+    without_tag,
 )
 from .pacing import RateBudget
-from .ports import Freshdesk
+from .ports import Freshdesk, IdentityMap
 from .timing import Deadline
+
+LOOKUP_ORDER = ("email", "unique_external_id", "phone")
+
+
+class _Finished(Exception):
+    """A step ended the event; `result` is how."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.outcome.value)
+        self.result = result
 
 
 def deliver_contact(
@@ -31,99 +63,383 @@ def deliver_contact(
     credentials: CredentialStore,
     rate: RateBudget,
     deadline: Deadline | None = None,
+    identity_map: IdentityMap | None = None,
+    create_when_withdrawn: bool = False,
 ) -> Result:
-    message_id = planned.message_id
+    """`create_when_withdrawn`: a person who withdrew consent and has no contact yet is created (without
+    our tag) rather than dropped; CONSENT_MODE tag_only delivers everyone."""
     waiting = rate.rate_limited_for()
     if waiting > 0:
-        return Result(message_id, Outcome.QUEUED, reason="rate_limited", retry_after=math.ceil(waiting))
-    creds = credentials.get()
-    contact = dict(planned.contact)
-    contact_id: int | None = None
-    phone_only = "phone" in contact and not any(k in contact for k in ("email", "unique_external_id"))
-    step = "lookup" if phone_only else "create"
-    reauthenticated = False
-    dropped: tuple[str, ...] = ()
-    while True:
-        answer: Answer
-        verdict: Verdict
-        if step == "lookup":
-            answer = freshdesk.find_contacts_by_phone(creds, contact["phone"], deadline=deadline)
-            rate.observe(answer)
-            verdict = judge_phone_lookup(planned.operation, answer)
-            if verdict.action is Action.CREATE:
-                step = "create"
-                continue
-        elif step == "create":
-            answer = freshdesk.create_contact(creds, contact, deadline=deadline)
-            rate.observe(answer)
-            verdict = judge_create(planned.operation, answer, contact)
-        elif step == "read":
-            assert contact_id is not None
-            answer = freshdesk.get_contact(creds, contact_id, deadline=deadline)
-            rate.observe(answer)
-            verdict = judge_read(answer)
-            if verdict.action is Action.DONE:
-                existing = answer.body.get("tags") if isinstance(answer.body, dict) else None
-                contact["tags"] = merge_tags(existing, contact["tags"])
-                step = "update"
-                continue
-        else:
-            assert contact_id is not None
-            answer = freshdesk.update_contact(creds, contact_id, contact, deadline=deadline)
-            rate.observe(answer)
-            verdict = judge_update(answer, contact)
+        return Result(planned.message_id, Outcome.QUEUED, reason="rate_limited", retry_after=math.ceil(waiting))
+    sync = ContactSync(
+        planned, freshdesk, credentials, rate, deadline, identity_map, create_when_withdrawn=create_when_withdrawn
+    )
+    try:
+        return sync.run()
+    except _Finished as finished:
+        return finished.result
 
-        match verdict.action:
-            case Action.DONE:
-                assert verdict.outcome is not None
-                return Result(
-                    message_id,
-                    verdict.outcome,
-                    answer.status,
-                    contact_id=verdict.contact_id or contact_id,
-                    freshdesk_body=answer.body if verdict.outcome is Outcome.CONFLICT else None,
-                    dropped_fields=dropped,
-                    warning=verdict.warning,
-                    attempted=True,
+
+class ContactSync:
+    """One event's conversation with Freshdesk (and the identity map)."""
+
+    def __init__(
+        self,
+        planned: PlannedContact,
+        freshdesk: Freshdesk,
+        credentials: CredentialStore,
+        rate: RateBudget,
+        deadline: Deadline | None,
+        identity_map: IdentityMap | None,
+        *,
+        create_when_withdrawn: bool = False,
+    ) -> None:
+        self.planned = planned
+        self.create_when_withdrawn = create_when_withdrawn
+        self.freshdesk = freshdesk
+        self.credentials = credentials
+        self.rate = rate
+        self.deadline = deadline
+        self.map = identity_map
+        self.creds: Credentials = credentials.get()
+        self.keys = IdentityKeys(identity_key_from_secret(self.creds.webhook_token, self.creds.identity_key))
+        self.person_keys = self.keys.keys_for(planned.contact) if identity_map is not None else []
+        self.reauthenticated = False
+        self.attempted = False
+        self.dropped: tuple[str, ...] = ()
+
+    # -- the flow ----------------------------------------------------------------------------------
+    def run(self) -> Result:
+        planned = self.planned
+        known = self._find()
+        withdrawing = planned.consent is Consent.DENIED
+        if known is not None and known.contact_id is not None:
+            if is_older(planned.timestamp, known.newest):
+                return self._result(Outcome.STALE, contact_id=known.contact_id, reason="older_than_applied")
+            if known.deleted:
+                return self._result(Outcome.DELETED_IN_FRESHDESK, contact_id=known.contact_id)
+            if withdrawing:
+                return self._withdraw(known.contact_id, known)
+            if planned.operation is Operation.SIGN_UP:
+                # What the create would have answered: the contact exists, and a Signed Up stops there.
+                return self._result(Outcome.CONFLICT, status=409, contact_id=known.contact_id, reason="known_contact")
+            return self._update(known.contact_id, known)
+        if withdrawing and not self.create_when_withdrawn:
+            return self._withdraw_unknown(known)
+        return self._create()
+
+    def _create(self) -> Result:
+        contact = dict(self.planned.contact)
+        if "name" not in contact:  # a withdrawal planned without a name is never a create
+            return self._result(Outcome.DROPPED, reason=DropReason.MISSING_NAME.value)
+        phone_only = "phone" in contact and not any(k in contact for k in ("email", "unique_external_id"))
+        if phone_only:
+            # Freshdesk does not refuse a second contact with the same phone (no 409): look it up first.
+            while True:
+                answer = self._call(self.freshdesk.find_contacts, "phone", contact["phone"])
+                verdict = self._settle(judge_phone_lookup(self.planned.operation, answer), answer, contact)
+                if verdict.action is not Action.REAUTH:
+                    break
+            if verdict.action is Action.UPDATE and verdict.contact_id is not None:
+                return self._update(verdict.contact_id, None)
+            if verdict.action is Action.DONE:
+                return self._done(verdict, answer)
+        while True:
+            answer = self._call(self.freshdesk.create_contact, contact)
+            verdict = judge_create(self.planned.operation, answer, contact)
+            if verdict.action is Action.RESEND_WITHOUT and not self.dropped:
+                self.dropped = verdict.fields
+                contact = without_fields(contact, verdict.fields)
+                continue
+            verdict = self._settle(verdict, answer, contact)
+            if verdict.action is Action.REAUTH:
+                continue
+            break
+        if verdict.action is Action.UPDATE and verdict.contact_id is not None:
+            return self._update(verdict.contact_id, None)
+        if verdict.outcome is Outcome.DELIVERED and verdict.contact_id is not None:
+            sent_update = without_fields(self.planned.update, self.dropped)
+            self._remember(
+                Known(
+                    verdict.contact_id,
+                    newest=self.planned.timestamp,
+                    has_tag=has_tag(contact.get("tags"), CONSENT_TAG),
+                    external_id=self.keys.mark(contact.get("unique_external_id")),
+                    digest=self.keys.digest(sent_update),
                 )
-            case Action.UPDATE:
-                contact_id = verdict.contact_id
-                step = "read" if contact.get("tags") else "update"
-            case Action.REAUTH if not reauthenticated:
-                reauthenticated = True
-                try:
-                    creds = credentials.refresh(creds)
-                except (ConfigError, SecretUnavailable) as exc:
-                    return Result(
-                        message_id,
-                        Outcome.QUEUED,
-                        answer.status,
-                        reason="secret_unavailable",
-                        error=str(exc),
-                        attempted=True,
-                    )
-            case Action.RESEND_WITHOUT if not dropped:
-                dropped = verdict.fields
-                contact = without_fields(contact, dropped)
-            case Action.RETRY:
-                return Result(
-                    message_id,
-                    Outcome.QUEUED,
-                    answer.status,
-                    reason="rate_limited" if answer.status == 429 else "freshdesk_unavailable",
-                    freshdesk_body=answer.body,
-                    retry_after=retry_after_seconds(answer),
-                    error=answer.error,
-                    dropped_fields=dropped,
-                    attempted=True,
+            )
+        elif verdict.outcome is Outcome.CONFLICT and self.planned.operation is Operation.SIGN_UP:
+            ids = _existing_ids(answer)
+            if len(ids) == 1:
+                self._remember(Known(ids[0]))
+        return self._done(verdict, answer)
+
+    def _update(self, contact_id: int, known: Known | None) -> Result:
+        planned = self.planned
+        body = dict(planned.update)
+        wants_tag = has_tag(planned.contact.get("tags"), CONSENT_TAG)
+        needs_read = (
+            known is None
+            or (wants_tag and known.has_tag is not True)
+            or ("unique_external_id" in body and known.external_id is None)
+        )
+        current: dict[str, Any] | None = None
+        if needs_read:
+            current = self._read(contact_id)
+            if current is None:  # the id is gone: forget it and create afresh
+                return self._create_after_forgetting()
+            if current.get("deleted") is True:
+                self._remember(Known(contact_id, deleted=True))
+                return self._result(Outcome.DELETED_IN_FRESHDESK, contact_id=contact_id)
+        tagged = has_tag(current.get("tags"), CONSENT_TAG) if current is not None else bool(known and known.has_tag)
+        their_external = (
+            self.keys.mark(_text(current.get("unique_external_id")))
+            if current is not None
+            else (known.external_id if known is not None else None)
+        )
+        mismatch = False
+        ours = body.get("unique_external_id")
+        if ours is not None and their_external and their_external != self.keys.mark(ours):
+            # The join key back to the customer's systems is never changed: the rest goes ahead.
+            body.pop("unique_external_id")
+            mismatch = True
+        if wants_tag and not tagged:
+            body["tags"] = merge_tags(current.get("tags") if current is not None else [], [CONSENT_TAG])
+        digest = self.keys.digest({k: v for k, v in body.items() if k != "tags"})
+        new_external = self.keys.mark(body["unique_external_id"]) if "unique_external_id" in body else their_external
+        if not body or ("tags" not in body and known is not None and known.digest == digest):
+            self._remember(
+                Known(
+                    contact_id,
+                    newer_of(planned.timestamp, known.newest if known else ""),
+                    has_tag=tagged,
+                    external_id=new_external,
+                    digest=digest if known is None else known.digest,
                 )
-            case _:
-                return Result(
-                    message_id,
-                    Outcome.REJECTED,
-                    answer.status,
-                    reason=f"freshdesk_{answer.status}",
-                    freshdesk_body=answer.body,
-                    dropped_fields=dropped,
-                    attempted=True,
+            )
+            outcome = Outcome.IDENTITY_MISMATCH if mismatch else Outcome.UNCHANGED
+            return self._result(outcome, contact_id=contact_id)
+        verdict: Verdict
+        answer: Answer
+        while True:
+            answer = self._call(self.freshdesk.update_contact, contact_id, body)
+            verdict = judge_update(answer, body)
+            if verdict.action is Action.RESEND_WITHOUT and not self.dropped:
+                self.dropped = verdict.fields
+                body = without_fields(body, verdict.fields)
+                continue
+            if verdict.action is Action.CREATE:  # 404: the known id no longer exists
+                return self._create_after_forgetting()
+            if verdict.outcome is Outcome.DELETED_IN_FRESHDESK:
+                self._remember(Known(contact_id, deleted=True))
+                return self._result(Outcome.DELETED_IN_FRESHDESK, status=answer.status, contact_id=contact_id)
+            verdict = self._settle(verdict, answer, body)
+            if verdict.action is Action.REAUTH:
+                continue
+            break
+        if verdict.outcome is Outcome.UPDATED:
+            self._remember(
+                Known(
+                    contact_id,
+                    newest=newer_of(planned.timestamp, known.newest if known else ""),
+                    has_tag=tagged or "tags" in body,
+                    external_id=self.keys.mark(body["unique_external_id"])
+                    if "unique_external_id" in body
+                    else their_external,
+                    digest=self.keys.digest({k: v for k, v in body.items() if k != "tags"}),
                 )
+            )
+            if mismatch:
+                count("identity_mismatch")
+                verdict = replace(
+                    verdict,
+                    outcome=Outcome.IDENTITY_MISMATCH,
+                    warning=("the contact already has another unique_external_id: kept, and the rest updated"),
+                )
+        return self._done(replace(verdict, contact_id=verdict.contact_id or contact_id), answer)
+
+    def _withdraw(self, contact_id: int, known: Known | None) -> Result:
+        """Remove our consent tag from the contact; change nothing else."""
+        if known is not None and known.has_tag is False:
+            self._remember(replace(known, newest=newer_of(self.planned.timestamp, known.newest)))
+            return self._result(Outcome.CONSENT_WITHDRAWN, contact_id=contact_id, reason="tag_already_absent")
+        current = self._read(contact_id)
+        if current is None:
+            self._forget()
+            return self._result(Outcome.DROPPED, reason=DropReason.CONSENT_DENIED.value)
+        return self._withdraw_from(contact_id, current, known)
+
+    def _withdraw_from(self, contact_id: int, current: dict[str, Any], known: Known | None) -> Result:
+        if current.get("deleted") is True:
+            self._remember(Known(contact_id, deleted=True))
+            return self._result(Outcome.DELETED_IN_FRESHDESK, contact_id=contact_id)
+        newest = newer_of(self.planned.timestamp, known.newest if known else "")
+        external = self.keys.mark(_text(current.get("unique_external_id")))
+        if not has_tag(current.get("tags"), CONSENT_TAG):
+            self._remember(
+                Known(contact_id, newest, has_tag=False, external_id=external, digest=known.digest if known else "")
+            )
+            return self._result(Outcome.CONSENT_WITHDRAWN, contact_id=contact_id, reason="tag_already_absent")
+        body = {"tags": without_tag(current.get("tags"), CONSENT_TAG)}
+        verdict: Verdict
+        answer: Answer
+        while True:
+            answer = self._call(self.freshdesk.update_contact, contact_id, body)
+            verdict = judge_update(answer, body)
+            if verdict.action is Action.CREATE:
+                self._forget()
+                return self._result(Outcome.DROPPED, reason=DropReason.CONSENT_DENIED.value)
+            if verdict.outcome is Outcome.DELETED_IN_FRESHDESK:
+                self._remember(Known(contact_id, deleted=True))
+                return self._result(Outcome.DELETED_IN_FRESHDESK, status=answer.status, contact_id=contact_id)
+            verdict = self._settle(verdict, answer, body)
+            if verdict.action is Action.REAUTH:
+                continue
+            break
+        if verdict.outcome is Outcome.UPDATED:
+            self._remember(
+                Known(contact_id, newest, has_tag=False, external_id=external, digest=known.digest if known else "")
+            )
+            verdict = replace(verdict, outcome=Outcome.CONSENT_WITHDRAWN)
+        return self._done(replace(verdict, contact_id=verdict.contact_id or contact_id), answer)
+
+    def _withdraw_unknown(self, known: Known | None) -> Result:
+        """A person the map does not know (or knows to have no contact): one lookup at most."""
+        if known is not None:  # looked up before: Freshdesk had no contact for them
+            return self._result(Outcome.DROPPED, reason=DropReason.CONSENT_DENIED.value)
+        contact = self.planned.contact
+        field = next((name for name in LOOKUP_ORDER if isinstance(contact.get(name), str)), None)
+        if field is None:
+            return self._result(Outcome.DROPPED, reason=DropReason.CONSENT_DENIED.value)
+        while True:
+            answer = self._call(self.freshdesk.find_contacts, field, contact[field])
+            verdict = self._settle(judge_lookup(answer), answer, {})
+            if verdict.action is not Action.REAUTH:
+                break
+        if verdict.action is Action.CREATE:
+            self._remember(Known(None))
+            return self._result(Outcome.DROPPED, reason=DropReason.CONSENT_DENIED.value)
+        if verdict.action is Action.UPDATE and verdict.contact_id is not None:
+            found = next(c for c in answer.body if isinstance(c, dict) and c.get("id") == verdict.contact_id)
+            return self._withdraw_from(verdict.contact_id, found, None)
+        return self._done(verdict, answer)
+
+    def _create_after_forgetting(self) -> Result:
+        self._forget()
+        if getattr(self, "_recreating", False):
+            return self._result(Outcome.QUEUED, reason="contact_vanished")
+        self._recreating = True
+        return self._create()
+
+    # -- Freshdesk ---------------------------------------------------------------------------------
+    def _call(self, method: Callable[..., Answer], *args: Any) -> Answer:
+        answer = method(self.creds, *args, deadline=self.deadline)
+        self.attempted = True
+        self.rate.observe(answer)
+        return answer
+
+    def _read(self, contact_id: int) -> dict[str, Any] | None:
+        """The contact as Freshdesk holds it, or None when the id does not exist."""
+        while True:
+            answer = self._call(self.freshdesk.get_contact, contact_id)
+            verdict = judge_read(answer)
+            if verdict.action is Action.CREATE:
+                return None
+            if verdict.action is Action.DONE:
+                return answer.body if isinstance(answer.body, dict) else {}
+            verdict = self._settle(verdict, answer, {})
+            if verdict.action is not Action.REAUTH:
+                raise _Finished(self._from_verdict(verdict, answer))
+
+    def _settle(self, verdict: Verdict, answer: Answer, contact: dict[str, Any]) -> Verdict:
+        """Handle the verdicts every call shares: a 401 re-reads the secret once (REAUTH: call again);
+        retries, rejections and a second 401 end the event."""
+        if verdict.action is Action.REAUTH and not self.reauthenticated:
+            self.reauthenticated = True
+            try:
+                self.creds = self.credentials.refresh(self.creds)
+            except (ConfigError, SecretUnavailable) as exc:
+                raise _Finished(
+                    self._result(Outcome.QUEUED, status=answer.status, reason="secret_unavailable", error=str(exc))
+                ) from None
+            return verdict
+        if verdict.action in (Action.RETRY, Action.REAUTH, Action.REJECT, Action.RESEND_WITHOUT):
+            raise _Finished(self._from_verdict(verdict, answer))
+        return verdict
+
+    def _from_verdict(self, verdict: Verdict, answer: Answer) -> Result:
+        if verdict.action is Action.RETRY:
+            return self._result(
+                Outcome.QUEUED,
+                status=answer.status,
+                reason="rate_limited" if answer.status == 429 else "freshdesk_unavailable",
+                freshdesk_body=answer.body,
+                retry_after=retry_after_seconds(answer),
+                error=answer.error,
+            )
+        return self._result(
+            Outcome.REJECTED, status=answer.status, reason=f"freshdesk_{answer.status}", freshdesk_body=answer.body
+        )
+
+    def _done(self, verdict: Verdict, answer: Answer) -> Result:
+        if verdict.action is not Action.DONE or verdict.outcome is None:
+            return self._from_verdict(verdict, answer)
+        return self._result(
+            verdict.outcome,
+            status=answer.status,
+            contact_id=verdict.contact_id,
+            freshdesk_body=answer.body if verdict.outcome is Outcome.CONFLICT and _is_error(answer.body) else None,
+            warning=verdict.warning,
+        )
+
+    def _result(self, outcome: Outcome, **fields: Any) -> Result:
+        return Result(self.planned.message_id, outcome, dropped_fields=self.dropped, attempted=self.attempted, **fields)
+
+    # -- the identity map --------------------------------------------------------------------------
+    def _find(self) -> Known | None:
+        if self.map is None or not self.person_keys:
+            return None
+        try:
+            return self.map.find(self.person_keys)
+        except StoreUnavailable as exc:
+            self._map_failed(exc)
+            return None
+
+    def _remember(self, known: Known) -> None:
+        if self.map is None or not self.person_keys:
+            return
+        try:
+            self.map.remember(self.person_keys, known)
+        except StoreUnavailable as exc:
+            self._map_failed(exc)
+
+    def _forget(self) -> None:
+        if self.map is None or not self.person_keys:
+            return
+        try:
+            self.map.forget(self.person_keys)
+        except StoreUnavailable as exc:
+            self._map_failed(exc)
+
+    def _map_failed(self, exc: Exception) -> None:
+        logger.warning(
+            "identity map unavailable; going on without it",
+            extra={"messageId": self.planned.message_id, "error": str(exc)},
+        )
+        count("identity_map_unavailable")
+        self.map = None
+
+
+def _existing_ids(answer: Answer) -> list[int]:
+    from .outcomes import existing_contact_ids
+
+    return existing_contact_ids(answer.body)
+
+
+def _is_error(body: Any) -> bool:
+    """Freshdesk's error document (safe to hand back), not a contact record or a list of them."""
+    return isinstance(body, dict) and "errors" in body
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .mapping import message_id_of
+from .mapping import TRAIT_KEYS, has_unusable_characters, message_id_of
 
 if TYPE_CHECKING:
     from .model import Result
@@ -114,7 +114,8 @@ def message_attributes(envelope: Mapping[str, Any]) -> dict[str, dict[str, str]]
     return {key: {"DataType": "String", "StringValue": str(value)[:256]} for key, value in values.items()}
 
 
-TRAIT_KEYS = ("name", "firstName", "first_name", "lastName", "last_name", "email", "phone", "title", "company_id")
+# The traits kept are TRAIT_KEYS, the mapping's own list of what it reads (name parts, email, phone, title,
+# company_id, user_id): one list, so the slim event cannot fall behind the mapping.
 MAX_KEPT_TEXT = 4096
 
 
@@ -122,13 +123,18 @@ def slim_event(event: Mapping[str, Any]) -> dict[str, Any]:
     """The part of an event the mapping reads: what the retry queue and the DLQ keep.
 
     The mapping's answer is the same for the slim event as for the full one (texts over 4096 characters
-    are cut, which changes nothing: every mapped field is at most 255). So a retry or a replay maps the
-    event afresh, and an SQS message stays far under its size limit whatever else the event carried.
+    are cut, which changes nothing: every mapped field is at most 255, and a cut text that held a control
+    character still holds one, so it stays unusable). So a retry or a replay maps the event afresh (its
+    `timestamp` included, which orders it), and an SQS message stays far under its size limit whatever
+    else the event carried.
     """
 
     def keep(value: Any) -> Any:
         if isinstance(value, str) and len(value) > MAX_KEPT_TEXT:
-            return value.strip()[:MAX_KEPT_TEXT]
+            cut = value.strip()[:MAX_KEPT_TEXT]
+            if has_unusable_characters(value) and not has_unusable_characters(cut):
+                cut = cut[:-1] + "\x00"  # the cut must not make an unusable text usable
+            return cut
         return value if isinstance(value, (str, int, float, bool)) or value is None else None
 
     def traits(source: object) -> dict[str, Any]:
@@ -136,7 +142,7 @@ def slim_event(event: Mapping[str, Any]) -> dict[str, Any]:
         return {k: keep(found[k]) for k in TRAIT_KEYS if k in found}
 
     slim: dict[str, Any] = {
-        k: keep(event[k]) for k in ("type", "event", "messageId", "userId", "user_id") if k in event
+        k: keep(event[k]) for k in ("type", "event", "messageId", "userId", "user_id", "timestamp") if k in event
     }
     if isinstance(event.get("traits"), Mapping):
         slim["traits"] = traits(event["traits"])

@@ -20,7 +20,19 @@ from .ports import DONE, IN_PROGRESS, IdempotencyStore
 
 # Outcomes after which a re-delivered retry message needs no further work. `rejected` is not one of them:
 # a parked event comes back only when someone replays it from the DLQ, and then it must be tried again.
-HANDLED_OUTCOMES = frozenset({"delivered", "updated", "conflict", "dropped"})
+HANDLED_OUTCOMES = frozenset(
+    {
+        "delivered",
+        "updated",
+        "conflict",
+        "dropped",
+        "unchanged",
+        "stale",
+        "consent_withdrawn",
+        "deleted_in_freshdesk",
+        "identity_mismatch",
+    }
+)
 
 
 @dataclass(frozen=True)

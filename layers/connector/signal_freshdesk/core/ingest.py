@@ -9,12 +9,14 @@ from ..observability import correlate, count, logger
 from . import answers
 from .errors import ConfigError, SecretUnavailable
 from .idempotency import IdempotencyGuard
-from .mapping import message_id_of
-from .model import Outcome, Result
+from .identity import IDENTIFIER_FIELDS, parse_timestamp
+from .mapping import message_id_of, plan_event
+from .model import Outcome, PlannedContact, Result
 from .pipeline import attempt_event, queue_or_park
 from .ports import Runtime
 from .report import report
 from .requests import BadRequest, parse_events, read_body, request_headers
+from .settings import Settings
 from .timing import Deadline
 from .webhook_auth import check_bearer_token, check_signature
 
@@ -66,13 +68,70 @@ def handle_webhook(event: Mapping[str, Any], runtime: Runtime, *, deadline: Dead
 
 
 def process_events(events: list[Any], runtime: Runtime, *, deadline: Deadline) -> list[Result]:
+    """Every event of a batch, in order of the answer. Events of one person run one after another in
+    timestamp order; different people run concurrently."""
     if len(events) == 1:
         return [process_one(events[0], runtime, deadline)]
     from concurrent.futures import ThreadPoolExecutor  # only batches need it: kept off the cold path
 
-    workers = max(1, min(runtime.settings.batch_concurrency, len(events)))
+    lanes = person_lanes(events, runtime.settings)
+    results: list[Result | None] = [None] * len(events)
+
+    def run_lane(lane: list[int]) -> None:
+        for index in lane:
+            results[index] = process_one(events[index], runtime, deadline)
+
+    workers = max(1, min(runtime.settings.batch_concurrency, len(lanes)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-        return list(pool.map(lambda item: process_one(item, runtime, deadline), events))
+        list(pool.map(run_lane, lanes))
+    return [result for result in results if result is not None]
+
+
+def person_lanes(events: list[Any], settings: Settings) -> list[list[int]]:
+    """The batch's event indexes grouped by person, each group in the order to apply it.
+
+    Events that share any identifier (user id, email, phone) are one person. Within a person, events
+    with a readable timestamp are put in timestamp order in the places they hold; the others keep their
+    place (arrival order).
+    """
+    parent = list(range(len(events)))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    owner: dict[str, int] = {}
+    stamps: list[str] = [""] * len(events)
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            continue
+        plan = plan_event(
+            event, region=settings.default_phone_region, consent_mode=settings.consent_mode, allow_withdrawal=True
+        )
+        if not isinstance(plan, PlannedContact):
+            continue
+        stamps[index] = plan.timestamp
+        for field in IDENTIFIER_FIELDS:
+            value = plan.contact.get(field)
+            if not isinstance(value, str) or not value:
+                continue
+            identifier = f"{field}:{value.lower() if field == 'email' else value}"
+            if identifier in owner:
+                parent[root(index)] = root(owner[identifier])
+            else:
+                owner[identifier] = index
+    groups: dict[int, list[int]] = {}
+    for index in range(len(events)):
+        groups.setdefault(root(index), []).append(index)
+    lanes = []
+    for members in groups.values():
+        timed = [i for i in members if parse_timestamp(stamps[i]) is not None]
+        in_time_order = iter(sorted(timed, key=lambda i: parse_timestamp(stamps[i])))  # type: ignore[arg-type,return-value]
+        timed_places = set(timed)
+        lanes.append([next(in_time_order) if i in timed_places else i for i in members])
+    return lanes
 
 
 def process_one(event: Any, runtime: Runtime, deadline: Deadline) -> Result:

@@ -32,11 +32,21 @@ class Consent(StrEnum):
 
 @dataclass(frozen=True)
 class PlannedContact:
-    """An event the preset accepted: the operation and the contact body to send."""
+    """An event the preset accepted: the operation and the contact body to send.
+
+    `contact` is the body to create; `update` the body a PUT may send to an existing contact (only what
+    the event says: no derived name, no tags). `consent` is what the event said (None when CONSENT_MODE is
+    off), `timestamp` its `timestamp` as given ("" when there is none), and `person` whose event it is:
+    the user id, else the email, else the E.164 phone, prefixed with its kind (`uid:`, `email:`, `phone:`).
+    """
 
     operation: Operation
     contact: dict[str, Any]
     message_id: str = ""
+    update: dict[str, Any] = field(default_factory=dict)
+    consent: Consent | None = None
+    timestamp: str = ""
+    person: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,12 @@ class Outcome(StrEnum):
     QUEUED = "queued"
     REJECTED = "rejected"
     DROPPED = "dropped"
+    # Final, and no Freshdesk data changed beyond what each says:
+    UNCHANGED = "unchanged"  # the event says nothing the contact does not already hold: no call
+    STALE = "stale"  # older than an event already applied to this person: not sent
+    CONSENT_WITHDRAWN = "consent_withdrawn"  # our marketing tag removed, nothing else changed
+    DELETED_IN_FRESHDESK = "deleted_in_freshdesk"  # a person deleted the contact: respected, not re-created
+    IDENTITY_MISMATCH = "identity_mismatch"  # updated, but the contact's other unique_external_id was kept
     # Not a terminal state of an accepted event: the webhook could not secure it and answers 503.
     FAILED = "failed"
 

@@ -40,10 +40,16 @@ def existing_contact_ids(body: Any) -> list[int]:
     return ids
 
 
-def optional_invalid_fields(body: Any, contact: Mapping[str, Any]) -> tuple[str, ...]:
-    """Fields a 400 `invalid_field` rejected that the contact can do without, or () when any error is another kind.
+IDENTIFIERS = ("email", "phone", "mobile", "unique_external_id")
+# Fields a contact can do without when Freshdesk refuses them (identifiers only while another remains).
+DISPENSABLE = ("company_id", "job_title")
 
-    Optional means a `custom_fields` key we sent, or `unique_external_id` (an account without that feature).
+
+def optional_invalid_fields(body: Any, contact: Mapping[str, Any]) -> tuple[str, ...]:
+    """Fields a 400 refused that the contact can do without, or () when any error names another field.
+
+    Whatever the error code (`invalid_field`, `invalid_value`, `datatype_mismatch`, ...): a `custom_fields`
+    key we sent, `company_id`, `job_title`, or an identifier when another identifier remains.
     """
     errors = _errors(body)
     if not errors:
@@ -52,32 +58,53 @@ def optional_invalid_fields(body: Any, contact: Mapping[str, Any]) -> tuple[str,
     fields: list[str] = []
     for error in errors:
         name = error.get("field")
-        if error.get("code") != "invalid_field" or not isinstance(name, str):
+        if not isinstance(name, str):
             return ()
-        if name.startswith("cf_"):
-            name = name[3:]
-        if name in custom or (name == "unique_external_id" and "unique_external_id" in contact):
+        if name.startswith("cf_"):  # a custom field, whatever its name
+            if name[3:] not in custom:
+                return ()
+            fields.append(name[3:])
+        elif name in custom or (name in DISPENSABLE + IDENTIFIERS and name in contact):
             fields.append(name)
         else:
             return ()
-    return tuple(dict.fromkeys(fields))
+    fields = list(dict.fromkeys(fields))
+    remaining = [key for key in IDENTIFIERS if key in contact and key not in fields]
+    if any(name in IDENTIFIERS for name in fields) and not remaining:
+        return ()
+    return tuple(fields)
 
 
 def without_fields(contact: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    trimmed = dict(contact)
+    trimmed = {key: value for key, value in contact.items() if key not in fields or key == "custom_fields"}
     custom = {k: v for k, v in (contact.get("custom_fields") or {}).items() if k not in fields}
     trimmed.pop("custom_fields", None)
     if custom:
         trimmed["custom_fields"] = custom
-    if "unique_external_id" in fields:
-        trimmed.pop("unique_external_id", None)
     return trimmed
 
 
+def has_tag(existing: Any, tag: str) -> bool:
+    """Whether the contact's tags hold `tag`, ignoring case."""
+    wanted = tag.casefold()
+    return isinstance(existing, list) and any(isinstance(t, str) and t.casefold() == wanted for t in existing)
+
+
 def merge_tags(existing: Any, ours: list[str]) -> list[str]:
-    """Freshdesk's PUT replaces the tag list: keep the contact's tags and add ours."""
+    """Freshdesk's PUT replaces the tag list: keep the contact's tags and add ours, unless a tag equal to
+    ours ignoring case is already there (no second spelling)."""
     current = [tag for tag in existing if isinstance(tag, str)] if isinstance(existing, list) else []
-    return list(dict.fromkeys([*current, *ours]))
+    merged = list(dict.fromkeys(current))
+    for tag in ours:
+        if not has_tag(merged, tag):
+            merged.append(tag)
+    return merged
+
+
+def without_tag(existing: Any, tag: str) -> list[str]:
+    """The contact's tags with `tag` (in any case) removed, everything else kept in order."""
+    current = [t for t in existing if isinstance(t, str)] if isinstance(existing, list) else []
+    return [t for t in current if t.casefold() != tag.casefold()]
 
 
 def judge_create(operation: Operation, answer: Answer, contact: Mapping[str, Any]) -> Verdict:
@@ -101,9 +128,14 @@ def judge_create(operation: Operation, answer: Answer, contact: Mapping[str, Any
 
 
 def judge_update(answer: Answer, contact: Mapping[str, Any]) -> Verdict:
-    """What a `PUT /contacts/{id}` answer means."""
+    """What a `PUT /contacts/{id}` answer means. A 405 is a deleted (or blocked) contact, a 404 an id
+    that no longer exists: the caller decides what those mean for it."""
     if answer.status == 200:
         return Verdict(Action.DONE, Outcome.UPDATED, contact_id=_id_of(answer.body))
+    if answer.status == 405:
+        return Verdict(Action.DONE, Outcome.DELETED_IN_FRESHDESK)
+    if answer.status == 404:
+        return Verdict(Action.CREATE)
     if answer.status == 409:
         return Verdict(
             Action.DONE, Outcome.CONFLICT, warning="the update clashes with another contact's email or external id"
@@ -135,8 +167,25 @@ def judge_phone_lookup(operation: Operation, answer: Answer) -> Verdict:
 def judge_read(answer: Answer) -> Verdict:
     """What a `GET /contacts/{id}` answer (read before merging tags) means."""
     if answer.status == 200:
+        if isinstance(answer.body, Mapping) and answer.body.get("deleted") is True:
+            return Verdict(Action.DONE, Outcome.DELETED_IN_FRESHDESK)
         return Verdict(Action.DONE)
+    if answer.status == 404:
+        return Verdict(Action.CREATE)
     return _judge_common(answer, {})
+
+
+def judge_lookup(answer: Answer) -> Verdict:
+    """What `GET /contacts?<identifier>=` means: the one contact found (UPDATE), none (CREATE), or several."""
+    if answer.status != 200:
+        return _judge_common(answer, {})
+    found = [c for c in answer.body if isinstance(c, Mapping)] if isinstance(answer.body, list) else []
+    ids = [c.get("id") for c in found if isinstance(c.get("id"), int) and not isinstance(c.get("id"), bool)]
+    if not ids:
+        return Verdict(Action.CREATE)
+    if len(ids) == 1:
+        return Verdict(Action.UPDATE, contact_id=ids[0])
+    return Verdict(Action.DONE, Outcome.CONFLICT, warning="several contacts share this identifier; not guessing")
 
 
 def _judge_common(answer: Answer, contact: Mapping[str, Any]) -> Verdict:

@@ -26,14 +26,22 @@ def attempt_event(
     with that reason.
     """
     settings = runtime.settings
-    plan = plan_event(event, region=settings.default_phone_region, consent_mode=settings.consent_mode)
+    plan = plan_event(
+        event, region=settings.default_phone_region, consent_mode=settings.consent_mode, allow_withdrawal=True
+    )
     if isinstance(plan, Drop):
         return Result(plan.message_id, Outcome.DROPPED, reason=plan.reason.value)
     if skip_delivery_reason:
         return Result(plan.message_id, Outcome.QUEUED, reason=skip_delivery_reason)
     try:
         return deliver_contact(
-            plan, freshdesk=runtime.freshdesk, credentials=runtime.credentials, rate=runtime.rate, deadline=deadline
+            plan,
+            freshdesk=runtime.freshdesk,
+            credentials=runtime.credentials,
+            rate=runtime.rate,
+            deadline=deadline,
+            identity_map=runtime.identity_map,
+            create_when_withdrawn=settings.consent_mode == "tag_only",
         )
     except (ConfigError, SecretUnavailable) as exc:
         logger.error("credentials unavailable; event queued", extra={"messageId": plan.message_id, "error": str(exc)})

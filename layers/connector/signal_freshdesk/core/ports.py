@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from .credentials import CredentialStore
 from .errors import ConfigError, QueueError, SecretUnavailable, StoreUnavailable
+from .identity import Known
 from .model import Answer
 from .pacing import RateBudget
 from .settings import Settings
@@ -37,7 +38,12 @@ class Freshdesk(Protocol):
 
     def get_contact(self, creds: Any, contact_id: int, *, deadline: Deadline | None = None) -> Answer: ...
 
-    def find_contacts_by_phone(self, creds: Any, phone: str, *, deadline: Deadline | None = None) -> Answer: ...
+    def find_contacts(self, creds: Any, field: str, value: str, *, deadline: Deadline | None = None) -> Answer:
+        """The contacts list filtered by one identifier (`email`, `phone`, `mobile`, `unique_external_id`).
+
+        These calls count against Freshdesk's lower contacts-list sub-limit: the core makes them only
+        where no cheaper path exists."""
+        ...
 
 
 class Queues(Protocol):
@@ -73,6 +79,23 @@ class IdempotencyStore(Protocol):
     def release(self, key: str) -> None: ...
 
 
+class IdentityMap(Protocol):
+    """Person -> what is known of their Freshdesk contact, keyed by `identity.IdentityKeys`.
+
+    A cache, never the truth: every method raises StoreUnavailable when the store fails, and the core
+    then works without it (more calls, the same result)."""
+
+    def find(self, keys: list[str]) -> Known | None:
+        """What is remembered under the first of `keys` that has an entry."""
+        ...
+
+    def remember(self, keys: list[str], known: Known) -> None:
+        """Store `known` under every one of `keys`."""
+        ...
+
+    def forget(self, keys: list[str]) -> None: ...
+
+
 class Clock(Protocol):
     def time(self) -> float:
         """Wall-clock seconds since the epoch (envelope ages, idempotency expiry)."""
@@ -105,6 +128,7 @@ class Runtime:
     freshdesk: Freshdesk
     queues: Queues
     idempotency: IdempotencyStore | None = None
+    identity_map: IdentityMap | None = None
     clock: Clock = field(default_factory=SystemClock)
     rate: RateBudget = field(default_factory=RateBudget)
 

@@ -93,15 +93,47 @@ def retry_record(
 def paced_attempt(
     event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline, wait_until: Deadline | None = None
 ) -> Result:
-    """attempt_event, once Freshdesk's rate budget allows a call (RateBudget.pacing_delay).
+    """attempt_event, once Freshdesk is up (or this event is the outage probe) and its rate budget allows
+    a call.
 
-    While the budget of the current window is spent, the function waits until `wait_until` at most
-    (RETRY_PACING_MAX_WAIT_SECONDS into the invocation, and never past the time to start a call): a
-    waiting invocation also keeps the event source from taking more of the backlog. What cannot wait
-    that long goes back to the retry queue, delayed by the wait, without calling Freshdesk (not an
-    attempt). Calling anyway would only buy a 429 and waste a call of the account's budget.
+    While Freshdesk is down (the last answers were 5xx, timeouts, connection errors: `OutageGate`), one
+    event at a time probes it with its call; the others go back to the retry queue, delayed until the
+    next probe may go, without calling Freshdesk (not an attempt). Once a probe is answered, delivery
+    resumes for the events after it.
+
+    While the budget of the current window is spent (RateBudget.pacing_delay), the function waits until
+    `wait_until` at most (RETRY_PACING_MAX_WAIT_SECONDS into the invocation, and never past the time to
+    start a call): a waiting invocation also keeps the event source from taking more of the backlog. What
+    cannot wait that long goes back to the retry queue, delayed by the wait, without calling Freshdesk
+    (not an attempt). Calling anyway would only buy a 429 and waste a call of the account's budget.
     After a 429 (the rate gate is closed), attempt_event re-queues by Retry-After as before.
     """
+    outage = runtime.rate.outage
+    hold = outage.admit(runtime.settings.retry_base_seconds)
+    if hold > 0:
+        return held_for_outage(event, runtime, deadline=deadline, hold=hold)
+    result = _paced_by_budget(event, runtime, deadline=deadline, wait_until=wait_until)
+    if not result.attempted:
+        outage.release_probe()
+    return result
+
+
+def held_for_outage(event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline, hold: float) -> Result:
+    """The event back to the queue without a call while another probes a Freshdesk that is down."""
+    result = attempt_event(event, runtime, deadline=deadline, skip_delivery_reason="freshdesk_unavailable")
+    if result.outcome is not Outcome.QUEUED:
+        return result
+    return replace(
+        result,
+        status=runtime.rate.outage.last_status,
+        retry_after=math.ceil(hold),
+        error="not sent: Freshdesk is down and another event probes it",
+    )
+
+
+def _paced_by_budget(
+    event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline, wait_until: Deadline | None
+) -> Result:
     reserve = runtime.settings.retry_rate_reserve
     wait = runtime.rate.pacing_delay(reserve)
     if wait > 0 and runtime.rate.rate_limited_for() <= 0:

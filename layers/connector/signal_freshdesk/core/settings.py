@@ -3,16 +3,49 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import phonenumbers
 
+from .backoff import backoff_delay
 from .errors import ConfigError
 from .timing import TimingPolicy
 
 CONSENT_MODES = ("require", "tag_only", "off")
 SECRETS_EXTENSION_MODES = ("auto", "on", "off")
+
+DEFAULT_MAX_RETRY_AGE_SECONDS = 86_400
+
+
+class _ShortestDraws(random.Random):
+    """Every backoff draw at the low end of its jitter range: the quickest a failing event can retry."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return a
+
+
+def attempts_to_outlast(age_seconds: float, base: int = 1) -> int:
+    """The fewest attempts an event that fails every time (5xx, timeouts) cannot make within
+    `age_seconds`, however its backoff jitter falls: the smallest n whose n − 1 shortest backoff delays
+    add up to `age_seconds` or more. As the attempt bound, it leaves ending retries to the age bound.
+
+    With base 1 (the lowest RETRY_BASE_SECONDS) the delays are 1, 1, 2, 4 … 256 s (512 s in all after
+    ten attempts), then 450 s each (half of SQS's 900 s cap): 24 h takes 202 attempts. A larger base
+    reaches the cap sooner and needs fewer (199 with the default 10 s).
+    """
+    rng = _ShortestDraws()
+    attempts, elapsed = 1, 0.0
+    while elapsed < age_seconds:
+        elapsed += backoff_delay(attempts, rng=rng, base=base)
+        attempts += 1
+    return attempts
+
+
+# 202: no RETRY_BASE_SECONDS lets backoff spend this many attempts within the default 24 h, so by
+# default the age bound (MAX_RETRY_AGE_SECONDS), not the attempt count, ends an event's retries.
+DEFAULT_MAX_ATTEMPTS = attempts_to_outlast(DEFAULT_MAX_RETRY_AGE_SECONDS, base=1)
 
 
 @dataclass(frozen=True)
@@ -23,8 +56,9 @@ class Settings:
     base_url_override: str = ""
     default_phone_region: str = "GB"
     consent_mode: str = "require"
-    max_attempts: int = 8
-    max_retry_age_seconds: int = 86_400
+    # An explicit bound (MAX_ATTEMPTS); by default too high to reach before the age bound.
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_retry_age_seconds: int = DEFAULT_MAX_RETRY_AGE_SECONDS
     retry_base_seconds: int = 10
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
@@ -44,6 +78,8 @@ class Settings:
     retry_pacing_max_wait_seconds: float = 10.0
     idempotency_table: str = ""
     idempotency_ttl_seconds: int = 86_400
+    identity_map_table: str = ""
+    identity_map_ttl_days: int = 400
     signature_header: str = "X-Signal-Signature"
     timestamp_header: str = "X-Signal-Timestamp"
     signature_tolerance_seconds: float = 300.0
@@ -81,6 +117,8 @@ class Settings:
                 env, "RETRY_PACING_MAX_WAIT_SECONDS", cls.retry_pacing_max_wait_seconds
             ),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", "").strip(),
+            identity_map_table=env.get("IDENTITY_MAP_TABLE", "").strip(),
+            identity_map_ttl_days=_int(env, "IDENTITY_MAP_TTL_DAYS", cls.identity_map_ttl_days, minimum=1),
             idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds, minimum=60),
             signature_header=env.get("WEBHOOK_SIGNATURE_HEADER", "").strip() or cls.signature_header,
             timestamp_header=env.get("WEBHOOK_TIMESTAMP_HEADER", "").strip() or cls.timestamp_header,
@@ -123,4 +161,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-__all__ = ["CONSENT_MODES", "SECRETS_EXTENSION_MODES", "ConfigError", "Settings"]
+__all__ = [
+    "CONSENT_MODES",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_RETRY_AGE_SECONDS",
+    "SECRETS_EXTENSION_MODES",
+    "ConfigError",
+    "Settings",
+    "attempts_to_outlast",
+]
