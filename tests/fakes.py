@@ -166,6 +166,7 @@ class FakeIdentityMap:
 
     def __init__(self) -> None:
         self.entries: dict[str, Known] = {}
+        self.claims: set[str] = set()
         self.down = False
         self.calls: list[str] = []
         self._lock = threading.Lock()
@@ -191,6 +192,15 @@ class FakeIdentityMap:
             self._check("forget")
             for key in keys:
                 self.entries.pop(key, None)
+
+    def claim(self, keys: list[str], hold_seconds: float) -> bool:
+        with self._lock:
+            self._check("claim")
+            known = self.entries.get(keys[0]) if keys else None
+            if not keys or (known is not None and known.contact_id is not None) or keys[0] in self.claims:
+                return False
+            self.claims.add(keys[0])
+            return True
 
 
 class FakeSecretSource:

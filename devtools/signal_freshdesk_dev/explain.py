@@ -39,7 +39,10 @@ OPERATIONS = {
 DROPS = {
     DropReason.PAGE_VIEW: "page and screen events never reach Freshdesk",
     DropReason.UNSUPPORTED_EVENT: "only identify, Identified and Signed Up reach Freshdesk",
-    DropReason.CONSENT_DENIED: "marketing consent is false and CONSENT_MODE is require",
+    DropReason.CONSENT_DENIED: (
+        "marketing consent is false and CONSENT_MODE is require: nothing is created; if the person already"
+        " has a contact, our marketing-consent tag is taken off it and nothing else changes (consent_withdrawn)"
+    ),
     DropReason.CONSENT_MISSING: "there is no marketing consent value and CONSENT_MODE is require",
     DropReason.ANONYMOUS: "no user id, usable email or usable phone: Freshdesk needs an identifier",
     DropReason.MISSING_NAME: "an identifier but no name (traits.name, first and last name, or a usable email)",
@@ -212,11 +215,16 @@ def on_conflict(plan: PlannedContact, base: str) -> dict[str, Any]:
             "final": True,
             "then": ["the contact already exists: recorded as success, never retried"],
         }
-    then = ["{id} is errors[].additional_info.user_id in the 409 body"]
-    if plan.contact.get("tags"):
-        then.append(f"GET {base}/{{id}} to read its tags; ours are added to them, never replacing them")
-    then.append(f"PUT {base}/{{id}} with this body" + (" and the merged tags" if plan.contact.get("tags") else ""))
-    then.append("a 409 naming two different contacts ends as conflict, never a guess")
+    then = [
+        "{id} is errors[].additional_info.user_id in the 409 body",
+        f"GET {base}/{{id}} to read its tags and unique_external_id (skipped when the identity map knows them)",
+        f"PUT {base}/{{id}} with only what the event says: {json.dumps(plan.update, ensure_ascii=False)}"
+        + (", plus our tag merged into the contact's own (ignoring case)" if plan.contact.get("tags") else ""),
+        "a contact with another unique_external_id keeps it: that field is left out (identity_mismatch)",
+        "a 405 (deleted in Freshdesk) ends deleted_in_freshdesk; a 409 naming two contacts ends conflict",
+        "with the identity map, a returning person skips the create: one PUT to the known id, no call when"
+        " nothing is new (unchanged), and no call for an event older than the newest applied (stale)",
+    ]
     return {"outcome": "updated", "final": False, "then": then}
 
 

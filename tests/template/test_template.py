@@ -383,4 +383,30 @@ def test_idempotency_table_expires_items_and_only_the_functions_use_it(template:
     for owner, document in _policy_documents(template):
         for statement in _statements(document):
             if any(a.startswith("dynamodb:") for a in _as_list(statement.get("Action"))):
-                assert statement["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}, (owner, statement)
+                assert statement["Resource"] in (
+                    {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
+                    {"Fn::GetAtt": ["IdentityMapTable", "Arn"]},
+                ), (owner, statement)
+
+
+def test_the_identity_map_table_expires_people_and_the_functions_only_read_and_write_items(
+    template: dict[str, Any],
+) -> None:
+    table = template["Resources"]["IdentityMapTable"]
+    assert table["Condition"] == "IdentityMapEnabled"
+    assert table["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["IDENTITY_MAP_TABLE"] == {"Fn::If": ["IdentityMapEnabled", {"Ref": "IdentityMapTable"}, ""]}
+    users = set()
+    for owner, document in _policy_documents(template):
+        for statement in _statements(document):
+            if statement.get("Resource") == {"Fn::GetAtt": ["IdentityMapTable", "Arn"]}:
+                assert sorted(_as_list(statement["Action"])) == [
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:BatchWriteItem",
+                    "dynamodb:PutItem",
+                ]
+                users.add(owner)
+    assert len(users) == 2, users  # the ingest and the retry function

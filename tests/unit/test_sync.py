@@ -323,3 +323,25 @@ def test_new_outcomes_are_final_and_never_queued():
 
         result = queue_or_park({"messageId": "x"}, Result("x", outcome), ports.runtime, attempts=1)
         assert result.outcome is outcome and ports.queues.retries == [] and ports.queues.parked == []
+
+
+def test_a_phone_only_person_another_invocation_is_creating_is_queued_not_created_twice(ports):
+    from signal_freshdesk.core.identity import IdentityKeys, identity_key_from_secret
+    from tests.fakes import SECRET
+
+    keys = IdentityKeys(identity_key_from_secret(SECRET["webhook_token"])).keys_for({"phone": "+447700900123"})
+    ports.identity_map.claims.add(keys[0])  # held by a concurrent invocation
+    event = {
+        "type": "identify",
+        "messageId": "p-1",
+        "timestamp": T1,
+        "traits": {"name": "Al", "phone": "07700 900123"},
+        "context": {"consent": {"canonical": {"marketing": True}}},
+    }
+    status, body = post(ports, event)
+    assert (status, body["outcome"], body["reason"]) == (202, "queued", "person_busy")
+    assert ports.freshdesk.calls == []
+    ports.identity_map.claims.clear()
+    ports.queues.retries.clear()
+    assert post(ports, dict(event, messageId="p-2"))[1]["outcome"] == "delivered"
+    assert ports.freshdesk.methods() == ["find", "create"]

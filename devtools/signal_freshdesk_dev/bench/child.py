@@ -2,8 +2,8 @@
 
     python -P child.py MODE HANDLER PARAMS_JSON OUT_JSON
 
-MODE: cold | warm | batch | rss | drain. HANDLER: ours | naive (the ingest handler, or the naive
-baseline in naive.py) or retry (drain). The parent (measure.py) sets the environment: the
+MODE: cold | warm | batch | rss | drain | stream | stream_drain. HANDLER: ours | naive (the ingest
+handler, or the naive baseline in naive.py) or retry (drain, stream_drain). The parent (measure.py) sets the environment: the
 function's settings, moto's AWS_ENDPOINT_URL and the Freshdesk sandbox's URL. Run by file path and
 importing only `time` and `sys` before the clock starts, so a cold start counts the handler's own
 imports and nothing of the benchmark's.
@@ -325,7 +325,130 @@ def run_drain(which: str, params: dict) -> dict:
     }
 
 
-MODES = {"cold": run_cold, "warm": run_warm, "batch": run_batch, "rss": run_rss, "drain": run_drain}
+# -- the calls figure: a stream of identified events, sent as Signal would, and its retry drain ------------
+def record_calls() -> list:
+    """Note every Freshdesk call a delivery makes, with its event: (messageId, call, status).
+
+    Bench instrumentation only (the product is unchanged): wraps the one method every Freshdesk call of
+    a delivery goes through. The sandbox's own request log stays the count that matters; this one says
+    which event each call was for.
+    """
+    from signal_freshdesk.core import delivery
+
+    calls: list = []
+    original = delivery.ContactSync._call
+
+    def _call(self, method, *args):  # type: ignore[no-untyped-def]
+        answer = original(self, method, *args)
+        calls.append([self.planned.message_id, getattr(method, "__name__", "?"), answer.status])
+        return answer
+
+    delivery.ContactSync._call = _call
+    return calls
+
+
+def run_stream(which: str, params: dict) -> dict:
+    """Signal's side: the stream's requests (batches and single events) to the ingest handler, one at a
+    time, never faster than `rate` events per second (a request of n events waits n / rate after the
+    one before). A call answered 503 is sent again after a second, as Signal retries it."""
+    import json
+
+    handler = load_handler("ingest", params["root"])
+    quiet_logs()
+    calls = record_calls()
+    rate = float(params["rate"])
+    answers: dict[str, list] = {}
+    requests_out = []
+    resent = 0
+    started = time.monotonic()
+    last_sent = started - 1e9
+    for request in params["requests"]:
+        events = request["events"]
+        send_at = last_sent + len(events) / rate
+        now = time.monotonic()
+        if send_at > now:
+            time.sleep(send_at - now)
+        last_sent = time.monotonic()
+        body = json.dumps({"batch": events} if request["batch"] else events[0])
+        for attempt in range(5):
+            answer = handler(api_request(body, params["token"]), Context())
+            payload = json.loads(answer["body"])
+            results = payload.get("results", []) if request["batch"] else [payload]
+            for result in results:
+                answers.setdefault(result.get("messageId", ""), []).append(
+                    [result.get("outcome"), result.get("reason"), result.get("status")]
+                )
+            if answer["statusCode"] != 503:
+                break
+            resent += 1
+            time.sleep(1.0)
+        requests_out.append(
+            {"at": last_sent - started, "events": len(events), "status": answer["statusCode"], "attempts": attempt + 1}
+        )
+    return {
+        "answers": answers,
+        "calls": calls,
+        "requests": requests_out,
+        "resent": resent,
+        "seconds": time.monotonic() - started,
+    }
+
+
+def run_stream_drain(which: str, params: dict) -> dict:
+    """The retry function behind the SQS event source stand-in, while the stream is sent and after: it
+    stops once `until_flag` exists (the sender is done) and the retry queue has stayed empty for a while."""
+    import os
+
+    import boto3
+
+    from signal_freshdesk_dev.event_source import DrainStats, SqsEventSource
+    from signal_freshdesk_dev.logcapture import LogCapture
+
+    handler = load_handler("retry", params["root"])
+    quiet_logs()
+    calls = record_calls()
+    fields = ("messageId", "outcome", "reason", "status", "attempts", "duplicate")
+    capture = LogCapture(
+        lambda record: (
+            {key: getattr(record, key, None) for key in fields} if record.getMessage() == "retry processed" else None
+        )
+    ).attach()
+    sqs = boto3.client("sqs", region_name=os.environ["AWS_DEFAULT_REGION"])
+    source = SqsEventSource(sqs, params["queue_url"], handler, batch_size=10, function_timeout=60.0)
+    stats = DrainStats()
+    ends = time.monotonic() + params["timeout"]
+    idle_since = None
+    while time.monotonic() < ends:
+        if source.poll_once(stats):
+            idle_since = None
+            continue
+        if os.path.exists(params["until_flag"]) and source.pending() == 0:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > params["settle"]:
+                break
+        else:
+            idle_since = None
+        time.sleep(params["idle_sleep"])
+    capture.detach()
+    return {
+        "invocations": stats.invocations,
+        "records": stats.records,
+        "failures": stats.failures,
+        "processed": capture.records,
+        "calls": calls,
+        "timed_out": time.monotonic() >= ends,
+    }
+
+
+MODES = {
+    "cold": run_cold,
+    "warm": run_warm,
+    "batch": run_batch,
+    "rss": run_rss,
+    "drain": run_drain,
+    "stream": run_stream,
+    "stream_drain": run_stream_drain,
+}
 
 
 def main() -> None:

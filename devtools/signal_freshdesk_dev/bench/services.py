@@ -62,6 +62,21 @@ def _serve(conn: Any) -> None:
                 answer = len(sandbox.contacts())
             elif command == "requests":
                 answer = [(r["status"], r["time"], r["path"]) for r in sandbox.requests()]
+            elif command == "request_log":  # every API call since the last reset, as the sandbox logged it
+                answer = [
+                    {key: r.get(key) for key in ("method", "path", "query", "status", "time")}
+                    for r in sandbox.requests()
+                ]
+            elif command == "stats":  # the sandbox's own counters, where it has them
+                answer = {
+                    **(sandbox.stats() if hasattr(sandbox, "stats") else {}),
+                    **({"list_calls": sandbox.list_calls()} if hasattr(sandbox, "list_calls") else {}),
+                }
+            elif command == "contact_summaries":  # what the calls figure checks of each contact
+                answer = [
+                    {key: c.get(key) for key in ("id", "unique_external_id", "email", "name", "job_title", "tags")}
+                    for c in sandbox.contacts()
+                ]
             elif command == "extension_hits":
                 answer = extension.hits
             else:

@@ -218,7 +218,7 @@ class DynamoDBIdentityMap:
         items = {
             item["id"]["S"]: item
             for item in answer.get("Responses", {}).get(self.table, [])
-            if int(item.get("expiration", {}).get("N", "0")) >= now
+            if int(item.get("expiration", {}).get("N", "0")) >= now and "claimed_until" not in item
         }
         for key in keys:
             if key in items:
@@ -231,6 +231,33 @@ class DynamoDBIdentityMap:
 
     def forget(self, keys: list[str]) -> None:
         self._write([{"DeleteRequest": {"Key": {"id": {"S": key}}}} for key in dict.fromkeys(keys)])
+
+    def claim(self, keys: list[str], hold_seconds: float) -> bool:
+        if not keys:
+            return True
+        now = int(self.clock())
+        try:
+            self.client.call(
+                "PutItem",
+                {
+                    "TableName": self.table,
+                    "Item": {
+                        "id": {"S": keys[0]},
+                        "claimed_until": {"N": str(now + max(1, int(hold_seconds) + 1))},
+                        "expiration": {"N": str(now + self.ttl_seconds)},
+                    },
+                    "ConditionExpression": (
+                        "attribute_not_exists(id) OR expiration < :now OR claimed_until < :now"
+                        " OR (attribute_not_exists(contact_id) AND attribute_not_exists(claimed_until))"
+                    ),
+                    "ExpressionAttributeValues": {":now": {"N": str(now)}},
+                },
+            )
+        except DynamoDBError as exc:
+            if exc.code == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailable(str(exc)) from None
+        return True
 
     def _write(self, requests: list[dict[str, Any]]) -> None:
         if not requests:

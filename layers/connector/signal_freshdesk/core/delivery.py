@@ -46,6 +46,10 @@ from .ports import Freshdesk, IdentityMap
 from .timing import Deadline
 
 LOOKUP_ORDER = ("email", "unique_external_id", "phone")
+# Another invocation is creating this person: try again once it has had the time to.
+PERSON_BUSY_DELAY_SECONDS = 5
+# How long a claim on a person being created holds (a create is a lookup and a POST, well within it).
+PERSON_CLAIM_SECONDS = 30
 
 
 class _Finished(Exception):
@@ -134,7 +138,10 @@ class ContactSync:
             return self._result(Outcome.DROPPED, reason=DropReason.MISSING_NAME.value)
         phone_only = "phone" in contact and not any(k in contact for k in ("email", "unique_external_id"))
         if phone_only:
-            # Freshdesk does not refuse a second contact with the same phone (no 409): look it up first.
+            # Freshdesk does not refuse a second contact with the same phone (no 409): look it up first,
+            # and hold the person in the map meanwhile, so a concurrent invocation does not create them too.
+            if not self._claim():
+                return self._result(Outcome.QUEUED, reason="person_busy", retry_after=PERSON_BUSY_DELAY_SECONDS)
             while True:
                 answer = self._call(self.freshdesk.find_contacts, "phone", contact["phone"])
                 verdict = self._settle(judge_phone_lookup(self.planned.operation, answer), answer, contact)
@@ -412,6 +419,15 @@ class ContactSync:
             self.map.remember(self.person_keys, known)
         except StoreUnavailable as exc:
             self._map_failed(exc)
+
+    def _claim(self) -> bool:
+        if self.map is None or not self.person_keys:
+            return True
+        try:
+            return self.map.claim(self.person_keys, PERSON_CLAIM_SECONDS)
+        except StoreUnavailable as exc:
+            self._map_failed(exc)
+            return True
 
     def _forget(self) -> None:
         if self.map is None or not self.person_keys:

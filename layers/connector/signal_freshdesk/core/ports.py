@@ -95,6 +95,11 @@ class IdentityMap(Protocol):
 
     def forget(self, keys: list[str]) -> None: ...
 
+    def claim(self, keys: list[str], hold_seconds: float) -> bool:
+        """Hold a person nobody knows yet while one invocation creates them: False when another holds
+        them (or they became known meanwhile). The hold ends by itself after `hold_seconds`."""
+        ...
+
 
 class Clock(Protocol):
     def time(self) -> float:
