@@ -7,6 +7,10 @@ VENV := .venv
 TOOLS := .tools/sam
 PY := $(VENV)/bin/python
 SAM := $(TOOLS)/bin/sam
+# checkov in its own venv (it pins its own dependencies); pinned, because new releases add checks.
+CHECKOV_TOOLS := .tools/checkov
+CHECKOV := $(CHECKOV_TOOLS)/bin/checkov
+CHECKOV_VERSION := 3.3.30
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help demo test lint unit build validate tools venv clean serve explain check dlq-list dlq-replay bench ledger
@@ -40,7 +44,12 @@ $(SAM): | $(PY)
 	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
 	$(TOOLS)/bin/python -m pip install --quiet aws-sam-cli
 
-tools: $(SAM)
+$(CHECKOV): | $(PY)
+	$(PYTHON313) -m venv $(CHECKOV_TOOLS)
+	$(CHECKOV_TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_TOOLS)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+
+tools: $(SAM) $(CHECKOV)
 
 demo: venv
 	$(PY) -m signal_freshdesk_dev.demo
@@ -51,7 +60,7 @@ lint: venv
 	$(PY) -m mypy
 
 test: venv tools lint
-	SAM_CLI=$(abspath $(SAM)) CFN_LINT=$(abspath $(TOOLS)/bin/cfn-lint) $(PY) -m pytest $(PYTEST_ARGS)
+	SAM_CLI=$(abspath $(SAM)) CFN_LINT=$(abspath $(TOOLS)/bin/cfn-lint) CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

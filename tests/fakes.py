@@ -264,3 +264,29 @@ __all__ = [
     "SecretUnavailable",
     "fake_ports",
 ]
+
+
+class SizedQueues(FakeQueues):
+    """FakeQueues that refuse, as SQS does, a message whose encoded body and attributes exceed `limit` bytes."""
+
+    def __init__(self, limit: int = 262_144) -> None:
+        super().__init__()
+        self.limit = limit
+        self.sizes: list[int] = []
+
+    def _check_size(self, envelope: dict[str, Any]) -> None:
+        from signal_freshdesk.core import envelope as envelope_format
+
+        body = envelope_format.encode(envelope)
+        size = envelope_format.message_size(body, envelope_format.message_attributes(envelope))
+        self.sizes.append(size)
+        if size > self.limit:
+            raise QueueError(f"fake: SQS refuses a message of {size} bytes (InvalidParameterValue)")
+
+    def send_retry(self, envelope: dict[str, Any], delay_seconds: int) -> None:
+        self._check_size(envelope)
+        super().send_retry(envelope, delay_seconds)
+
+    def park(self, envelope: dict[str, Any]) -> None:
+        self._check_size(envelope)
+        super().park(envelope)

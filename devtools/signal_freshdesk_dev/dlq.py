@@ -7,7 +7,8 @@
 `list` shows each parked event's messageId, outcome, Freshdesk status, error codes, attempts and age,
 never the event's contact data or Freshdesk's message texts. `replay` sends each matching envelope back
 to the retry queue with a fresh retry budget (attempts 0, first_seen now; last_error kept) and deletes
-it from the DLQ only once that send succeeded. Unreadable messages are listed, never replayed.
+it from the DLQ only once that send succeeded. Unreadable messages are listed, never replayed; so are
+envelopes that were too large for SQS and kept no event (listed with their ids, outcome `unreadable`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from signal_freshdesk.core import envelope as envelope_format
-from signal_freshdesk.core.envelope import parse_envelope
+from signal_freshdesk.core.envelope import parse_envelope, parse_incomplete
 
 from .serve import STATE_FILE, ServeError, read_state, serve_client
 
@@ -92,6 +93,22 @@ def describe_parked(message: dict[str, Any]) -> Parked:
         "receipt_handle": message.get("ReceiptHandle", ""),
         "parked_at": parked_at,
     }
+    incomplete = parse_incomplete(message.get("Body")) if envelope is None else None
+    if incomplete is not None:
+        # Reduced to fit SQS without its event: its ids and last error, but nothing to replay.
+        last_error = incomplete.get("last_error") if isinstance(incomplete.get("last_error"), dict) else {}
+        status, attempts = last_error.get("status"), incomplete.get("attempts")
+        return Parked(
+            message_id=str(incomplete.get("messageId") or ""),
+            outcome="unreadable",
+            status=status if isinstance(status, int) and not isinstance(status, bool) else None,
+            reason="event_not_kept",
+            freshdesk=freshdesk_summary(None, last_error.get("error")),
+            attempts=attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else None,
+            first_seen=_number(incomplete.get("first_seen")),
+            envelope=None,
+            **base,
+        )
     if envelope is None or envelope.get("outcome") == "unreadable":
         # Not an envelope, or one the retry function parked because it could not read it.
         first_seen = envelope.get("first_seen") if envelope else None
@@ -241,12 +258,13 @@ def replay(
             keep.append(parked)
             continue
         envelope = envelope_format.replay_envelope(parked.envelope or {}, now=time.time() if now is None else now)
+        message = envelope_format.sqs_message(envelope)
         try:
             sqs.send_message(
                 QueueUrl=retry_queue_url,
                 DelaySeconds=0,
-                MessageBody=envelope_format.encode(envelope),
-                MessageAttributes=envelope_format.message_attributes(envelope),
+                MessageBody=message.body,
+                MessageAttributes=message.attributes,
             )
         except Exception as exc:
             report.failed.append((parked, f"SendMessage failed: {type(exc).__name__}"))

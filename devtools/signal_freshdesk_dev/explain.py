@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from signal_freshdesk.adapters.freshdesk import USER_AGENT
 from signal_freshdesk.core.credentials import normalise_domain
-from signal_freshdesk.core.envelope import parse_envelope
+from signal_freshdesk.core.envelope import parse_envelope, parse_incomplete
 from signal_freshdesk.core.errors import ConfigError
 from signal_freshdesk.core.mapping import IDENTIFIERS, map_contact, plan_event, read_consent, select_operation
 from signal_freshdesk.core.model import Consent, DropReason, Operation, PlannedContact
@@ -97,8 +97,17 @@ def signal_events(text: str, settings: Settings) -> tuple[str, list[tuple[str, A
     if isinstance(document, dict) and isinstance(document.get("Records"), list):
         items: list[tuple[str, Any]] = []
         for number, record in enumerate(document["Records"], start=1):
-            envelope = parse_envelope(record.get("body") if isinstance(record, dict) else None)
-            if envelope is None:
+            body = record.get("body") if isinstance(record, dict) else None
+            envelope = parse_envelope(body)
+            if envelope is None and parse_incomplete(body) is not None:
+                items.append(
+                    (
+                        f"record {number}: retry envelope without its event (it was too large for SQS;"
+                        " the retry function parks it)",
+                        None,
+                    )
+                )
+            elif envelope is None:
                 items.append((f"record {number}: not a retry envelope (the retry function parks it)", None))
             else:
                 items.append(
@@ -110,6 +119,8 @@ def signal_events(text: str, settings: Settings) -> tuple[str, list[tuple[str, A
         return "an SQS event for the retry function", items
     if isinstance(document, dict) and isinstance(document.get("event"), dict) and "last_error" in document:
         return "a retry/DLQ envelope", [("envelope", document["event"])]
+    if isinstance(document, dict) and parse_incomplete(text) is not None:
+        return "a retry/DLQ envelope without its event (it was too large for SQS)", [("envelope", None)]
     if isinstance(document, dict) and "body" in document and ("requestContext" in document or "routeKey" in document):
         request, kind = document, "an API Gateway HTTP API request"
     else:

@@ -9,6 +9,6 @@ from signal_freshdesk.observability import logger, metrics
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return ingest.handle(event, context)

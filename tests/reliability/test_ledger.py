@@ -23,9 +23,9 @@ def test_every_accepted_event_is_accounted_for(stack, configure, capsys):
 # monkeypatch, for one small run, and expects the ledger to say so. Nothing here stays broken.
 
 
-def small_run(stack, configure, **faults):
+def small_run(stack, configure, seed="7", **faults):
     config = LedgerConfig.from_env(
-        {"LEDGER_SEED": "7", "LEDGER_EVENTS": "40"}, chaos_tail_seconds=0.5, drain_timeout=60.0
+        {"LEDGER_SEED": seed, "LEDGER_EVENTS": "40"}, chaos_tail_seconds=0.5, drain_timeout=60.0
     )
     quiet = {
         name: 0
@@ -124,9 +124,37 @@ def test_the_ledger_fails_when_an_event_is_both_delivered_and_parked(stack, conf
 
 
 def test_the_ledger_fails_when_a_contact_is_created_twice(stack, configure, monkeypatch):
-    # Without the idempotency store, and with a Freshdesk that lets duplicates through, Signal's re-sent
-    # requests create every contact a second time.
+    # Without the idempotency store and the identity map (which would answer a re-sent event from what it
+    # knows of the person), and with a Freshdesk that lets duplicates through, Signal's re-sent requests
+    # create every contact a second time.
     monkeypatch.setattr(stack.freshdesk, "_duplicates", lambda data, exclude_id: [])
-    configure(IDEMPOTENCY_TABLE="")
+    configure(IDEMPOTENCY_TABLE="", IDENTITY_MAP_TABLE="")
     report = small_run(stack, configure, signal_resend_2xx=1.0)
     assert report.problems["created twice"], report.tally
+
+
+def test_the_ledger_fails_when_an_update_replaces_the_contact_s_tags(stack, configure, monkeypatch):
+    class TagReplacer:
+        """Sends only our tag on every update, as if Freshdesk's tag list were ours to replace."""
+
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def update_contact(self, creds, contact_id, contact, **kwargs):
+            return self.real.update_contact(creds, contact_id, {**contact, "tags": ["marketing-consent"]}, **kwargs)
+
+    wrap_ports(monkeypatch, freshdesk=TagReplacer)
+    report = small_run(stack, configure, seed="4")  # a stream with 3 returning people an agent created
+    assert report.problems["tag damaged"] or report.problems["consent tag wrong"], report.tally
+
+
+def test_the_ledger_fails_when_older_events_overwrite_newer_ones(stack, configure, monkeypatch):
+    # Without the order rule every retried or late event is applied, whatever its timestamp.
+    from signal_freshdesk.core import delivery
+
+    monkeypatch.setattr(delivery, "is_older", lambda timestamp, newest: False)
+    report = small_run(stack, configure, seed="8")  # a stream with 4 late events
+    assert report.problems["newest values lost"], report.tally

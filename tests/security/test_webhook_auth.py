@@ -32,6 +32,7 @@ from .helpers import (
 )
 
 TOLERANCE = 300
+AHEAD = 60  # issue 10: a timestamp may be ahead of the clock by clock skew only
 
 
 @pytest.fixture
@@ -168,13 +169,25 @@ def test_the_timestamp_is_signed_too(signed_stack):
     [
         (-(TOLERANCE + 5), False),
         (-(TOLERANCE - 10), True),
-        (TOLERANCE - 10, True),
+        (AHEAD - 10, True),
+        (AHEAD + 10, False),  # was accepted (300 s either way) until issue 10
+        (TOLERANCE - 10, False),  # was accepted until issue 10
         (TOLERANCE + 5, False),
         (-86_400, False),
         (10**9, False),
         (-int(time.time()), False),
     ],
-    ids=["stale", "old-but-inside", "ahead-but-inside", "future", "a-day-old", "far-future", "epoch-zero"],
+    ids=[
+        "stale",
+        "old-but-inside",
+        "ahead-but-inside",
+        "ahead-beyond-skew",
+        "far-ahead-inside-old-window",
+        "future",
+        "a-day-old",
+        "far-future",
+        "epoch-zero",
+    ],
 )
 def test_the_timestamp_must_be_inside_the_tolerance_window(signed_stack, offset, accepted):
     answer = invoke(signed(identified(), stamp=int(time.time()) + offset))
@@ -185,13 +198,14 @@ def test_the_timestamp_must_be_inside_the_tolerance_window(signed_stack, offset,
         assert signed_stack.freshdesk.requests() == []
 
 
-def test_a_replay_inside_the_window_is_absorbed_by_idempotency_and_after_it_is_refused(signed_stack, monkeypatch):
+def test_a_replay_inside_the_window_is_refused_and_after_it_is_refused_as_stale(signed_stack, monkeypatch):
     request = signed(identified("m-replayed"))
     first = invoke(request)
     assert first.status == 201
     replay = invoke(json.loads(json.dumps(request)))  # the same bytes, signature and timestamp
-    assert replay.status == 201 and replay.body["duplicate"] is True
-    assert replay.body["contact_id"] == first.body["contact_id"]
+    # Issue 10 changed this rule: the replay was answered 201 from the idempotency record; a signature
+    # already seen inside the window is now refused.
+    refused(replay, "already used")
     assert len(contact_posts(signed_stack)) == 1, "a replay inside the window reached Freshdesk again"
 
     # The same request once the window has passed: the webhook's clock moves on 10 minutes.

@@ -1,14 +1,15 @@
-"""Checks of the SAM template: linters, an offline `sam build`, and structural rules.
+"""Checks of the SAM template: linters, checkov, an offline `sam build`, and structural rules.
 
 The SAM CLI (with cfn-lint) lives in its own environment because it pins exact versions of
-boto3 and others. Point `SAM_CLI` / `CFN_LINT` at the executables, or install them at
-`.tools/sam/bin/` with `make tools`.
+boto3 and others, and checkov in another. Point `SAM_CLI` / `CFN_LINT` / `CHECKOV` at the
+executables, or install them at `.tools/sam/bin/` and `.tools/checkov/bin/` with `make tools`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,13 +22,19 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
 TOOLS_BIN = REPO / ".tools" / "sam" / "bin"
+CHECKOV_BIN = REPO / ".tools" / "checkov" / "bin"
+FUNCTION_ROLES = {"IngestFunction": "IngestFunctionRole", "RetryFunction": "RetryFunctionRole"}
+FUNCTION_LOG_GROUPS = {"IngestFunction": "IngestLogGroup", "RetryFunction": "RetryLogGroup"}
+# X-Ray's write actions support no resource-level permissions: "*" is the only resource they take.
+XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+KMS_KEY = {"Ref": "KmsKeyArn"}
 
 
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-def _tool(env_var: str, name: str) -> str:
-    path = Path(os.environ.get(env_var) or TOOLS_BIN / name)
+def _tool(env_var: str, name: str, default_dir: Path = TOOLS_BIN) -> str:
+    path = Path(os.environ.get(env_var) or default_dir / name)
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(
             f"{name} not found at {path}: run `make tools` (or set {env_var} to the executable)",
@@ -231,7 +238,10 @@ def test_retry_event_source_reports_item_failures_and_caps_concurrency(template:
 def test_queues_are_encrypted_and_redrive_to_dlq(template: dict[str, Any]) -> None:
     retry = template["Resources"]["RetryQueue"]["Properties"]
     dlq = template["Resources"]["DeadLetterQueue"]["Properties"]
-    assert retry.get("SqsManagedSseEnabled") is True and dlq.get("SqsManagedSseEnabled") is True
+    for queue in (retry, dlq):
+        # The customer managed key when one is given, SQS-managed encryption otherwise: never neither.
+        assert queue.get("KmsMasterKeyId") == {"Fn::If": ["HasKmsKey", KMS_KEY, {"Ref": "AWS::NoValue"}]}
+        assert queue.get("SqsManagedSseEnabled") == {"Fn::If": ["HasKmsKey", {"Ref": "AWS::NoValue"}, True]}
     assert retry["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     assert dlq.get("MessageRetentionPeriod") == 1209600
     assert "RedriveAllowPolicy" in dlq
@@ -239,12 +249,21 @@ def test_queues_are_encrypted_and_redrive_to_dlq(template: dict[str, Any]) -> No
 
 def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
     """A document's statements, with conditional ones (Fn::If) unwrapped into both branches."""
-    found = []
+    return [statement for _, statement in _conditional_statements(document)]
+
+
+def _conditional_statements(document: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
+    """(condition, statement): the condition a statement's Fn::If needs true, None for an unconditional
+    one. A statement in an Fn::If's false branch gets "!condition"."""
+    found: list[tuple[str | None, dict[str, Any]]] = []
     for statement in _as_list(document.get("Statement", [])):
         if isinstance(statement, dict) and "Fn::If" in statement:
-            found.extend(b for b in statement["Fn::If"][1:] if isinstance(b, dict) and "Sid" in b)
+            condition, when_true, when_false = statement["Fn::If"]
+            for branch, name in ((when_true, condition), (when_false, f"!{condition}")):
+                if isinstance(branch, dict) and "Sid" in branch:
+                    found.append((name, branch))
         else:
-            found.append(statement)
+            found.append((None, statement))
     return found
 
 
@@ -256,8 +275,12 @@ def test_policy_statements_have_no_wildcards(template: dict[str, Any]) -> None:
         assert isinstance(document, dict) and "Statement" in document, (
             f"{owner}: use an inline policy document, not {document!r}"
         )
-        for statement in _statements(document):
+        for condition, statement in _conditional_statements(document):
             statements += 1
+            if condition == "TracingEnabled" and set(_as_list(statement.get("Action"))) <= XRAY_WRITE:
+                # The one exception, and only while tracing is on (test_xray_permissions_only_with_tracing).
+                assert statement.get("Resource") == "*", (owner, statement)
+                continue
             assert "NotAction" not in statement and "NotResource" not in statement, (owner, statement)
             for action in _as_list(statement.get("Action")):
                 assert isinstance(action, str) and "*" not in action, f"{owner}: wildcard action {action!r}"
@@ -283,9 +306,9 @@ def test_secret_access_is_limited_to_the_one_secret(template: dict[str, Any]) ->
         for statement in _statements(document):
             if any(a.startswith("secretsmanager:") for a in _as_list(statement.get("Action"))):
                 grants.setdefault(owner, []).append(statement)
-    assert set(grants) == {"IngestFunction", "RetryFunction"}, grants
-    for fn, statements in grants.items():
-        assert all(s["Resource"] == secret for s in statements), statements
+    assert set(grants) == set(FUNCTION_ROLES.values()), grants
+    for fn, role in FUNCTION_ROLES.items():
+        assert all(s["Resource"] == secret for s in grants[role]), grants[role]
         assert _function_prop(template, fn, "Environment")["Variables"]["FRESHDESK_SECRET_ID"] == secret
 
 
@@ -347,6 +370,7 @@ def test_alarms_cover_the_failure_paths(template: dict[str, Any]) -> None:
         }
     assert {
         ("ApproximateNumberOfMessagesVisible", "DeadLetterQueue"),
+        ("ApproximateAgeOfOldestMessage", "DeadLetterQueue"),
         ("ApproximateAgeOfOldestMessage", "RetryQueue"),
         ("Errors", "IngestFunction"),
         ("Errors", "RetryFunction"),
@@ -366,6 +390,7 @@ def test_outputs_never_expose_the_token(template: dict[str, Any]) -> None:
         "DeadLetterQueueUrl",
         "IngestFunctionName",
         "RetryFunctionName",
+        "DashboardUrl",
     ):
         assert name in outputs, name
     assert "/events" in json.dumps(outputs["WebhookUrl"]["Value"])
@@ -396,7 +421,9 @@ def test_the_identity_map_table_expires_people_and_the_functions_only_read_and_w
     assert table["Condition"] == "IdentityMapEnabled"
     assert table["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+    assert table["Properties"]["SSESpecification"] == {
+        "Fn::If": ["HasKmsKey", {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": KMS_KEY}, {"SSEEnabled": True}]
+    }
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     assert env["IDENTITY_MAP_TABLE"] == {"Fn::If": ["IdentityMapEnabled", {"Ref": "IdentityMapTable"}, ""]}
     users = set()
@@ -410,3 +437,283 @@ def test_the_identity_map_table_expires_people_and_the_functions_only_read_and_w
                 ]
                 users.add(owner)
     assert len(users) == 2, users  # the ingest and the retry function
+
+
+# --------------------------------------------------------------------------------------------
+# (4) Hardening (issue 10)
+# --------------------------------------------------------------------------------------------
+def _role_statements(template: dict[str, Any], role: str) -> list[tuple[str | None, dict[str, Any]]]:
+    props = template["Resources"][role]["Properties"]
+    return [pair for policy in props.get("Policies", []) for pair in _conditional_statements(policy["PolicyDocument"])]
+
+
+def test_functions_run_under_their_own_roles_without_managed_policies(template: dict[str, Any]) -> None:
+    # With `Policies` SAM generates the role and attaches AWSLambdaBasicExecutionRole (logs on "*") and,
+    # for a conditional Tracing, AWSXrayWriteOnlyAccess ("*"): each function names its own role instead.
+    for fn, role in FUNCTION_ROLES.items():
+        props = template["Resources"][fn]["Properties"]
+        assert props.get("Role") == {"Fn::GetAtt": [role, "Arn"]}, f"{fn} must run under {role}"
+        assert "Policies" not in props, f"{fn}: its permissions belong in {role}"
+        role_props = template["Resources"][role]["Properties"]
+        assert template["Resources"][role]["Type"] == "AWS::IAM::Role"
+        assert "ManagedPolicyArns" not in role_props, f"{role} attaches managed policies"
+        trust = role_props["AssumeRolePolicyDocument"]["Statement"]
+        assert trust == [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ], trust
+    assert "Policies" not in template.get("Globals", {}).get("Function", {})
+    assert not _resources(template, "AWS::IAM::ManagedPolicy") and not _resources(template, "AWS::IAM::Policy")
+
+
+def test_each_role_writes_only_its_own_log_group(template: dict[str, Any]) -> None:
+    for fn, role in FUNCTION_ROLES.items():
+        group = FUNCTION_LOG_GROUPS[fn]
+        assert _function_prop(template, fn, "LoggingConfig")["LogGroup"] == {"Ref": group}
+        logs = [
+            s for _, s in _role_statements(template, role) if any(a.startswith("logs:") for a in _as_list(s["Action"]))
+        ]
+        assert len(logs) == 1, logs
+        # A log group's Arn attribute is arn:...:log-group:<name>:* (its streams) and nothing else.
+        assert logs[0]["Resource"] == {"Fn::GetAtt": [group, "Arn"]}, logs[0]
+        # The stack creates the group: no logs:CreateLogGroup (which needs a wider resource).
+        assert sorted(_as_list(logs[0]["Action"])) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+
+
+def test_xray_permissions_only_with_tracing(template: dict[str, Any]) -> None:
+    for role in FUNCTION_ROLES.values():
+        xray = [
+            (c, s)
+            for c, s in _role_statements(template, role)
+            if any(a.startswith("xray:") for a in _as_list(s["Action"]))
+        ]
+        assert len(xray) == 1, xray
+        condition, statement = xray[0]
+        assert condition == "TracingEnabled", f"{role}: X-Ray permissions without the tracing condition"
+        assert set(_as_list(statement["Action"])) == XRAY_WRITE and statement["Resource"] == "*"
+    assert template["Globals"]["Function"]["Tracing"] == {"Fn::If": ["TracingEnabled", "Active", "PassThrough"]}
+
+
+_TRANSFORM = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+template = yaml_parse(open(sys.argv[1], encoding="utf-8").read())
+for resource in template["Resources"].values():
+    for key in ("CodeUri", "ContentUri"):  # what `sam validate` also replaces: no upload offline
+        if key in resource.get("Properties", {}):
+            resource["Properties"][key] = "s3://bucket/key"
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+json.dump(transform(template, {}, NoManagedPolicies()), sys.stdout)
+"""
+
+
+def test_transformed_template_attaches_no_managed_policy_and_grants_no_wildcard_but_xray() -> None:
+    # What SAM adds implicitly only shows after its transform: run SAM's own translator (it ships with
+    # the SAM CLI, in its tool environment) the way `sam validate` does.
+    python = Path(_tool("SAM_CLI", "sam")).parent / "python"
+    result = _run([str(python), "-c", _TRANSFORM, "template.yaml"], timeout=300)
+    assert result.returncode == 0, f"SAM transform failed:\n{result.stderr}"
+    resources = json.loads(result.stdout)["Resources"]
+    roles = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+    assert set(roles) == set(FUNCTION_ROLES.values()), f"SAM generated roles: {sorted(set(roles))}"
+    for name, props in roles.items():
+        assert not props.get("ManagedPolicyArns"), f"{name}: {props['ManagedPolicyArns']}"
+        for policy in props.get("Policies", []):
+            for condition, statement in _conditional_statements(policy["PolicyDocument"]):
+                if statement.get("Effect") != "Allow" or "*" not in _as_list(statement.get("Resource")):
+                    continue
+                assert condition == "TracingEnabled" and set(_as_list(statement["Action"])) <= XRAY_WRITE, (
+                    name,
+                    statement,
+                )
+    assert not [k for k, r in resources.items() if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")]
+
+
+def test_ingest_concurrency_is_capped_by_a_parameter(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["IngestReservedConcurrency"]
+    assert parameter["Type"] == "Number" and parameter["MinValue"] == 0 and 1 <= parameter["Default"] <= 100
+    assert "rate limit" in parameter["Description"] and "0" in parameter["Description"]
+    # 0 means "no reservation", never ReservedConcurrentExecutions: 0 (which would stop the function).
+    assert template["Conditions"]["CapIngestConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "IngestReservedConcurrency"}, "0"]}]
+    }
+    assert template["Resources"]["IngestFunction"]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["CapIngestConcurrency", {"Ref": "IngestReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+
+
+def test_stack_deletion_keeps_the_parked_events_and_the_secret(template: dict[str, Any]) -> None:
+    for logical_id in ("DeadLetterQueue", "DeadLetterQueuePolicy", "FreshdeskSecret"):
+        resource = template["Resources"][logical_id]
+        assert resource.get("DeletionPolicy") == "Retain", logical_id
+        assert resource.get("UpdateReplacePolicy") == "Retain", logical_id
+
+
+def test_a_customer_managed_key_encrypts_queues_tables_and_secret(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["KmsKeyArn"]
+    assert parameter["Default"] == "" and re.fullmatch(
+        parameter["AllowedPattern"], "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    )
+    assert not re.fullmatch(parameter["AllowedPattern"], "arn:aws:kms:eu-west-1:123456789012:alias/mine")
+    assert template["Conditions"]["HasKmsKey"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "KmsKeyArn"}, ""]}]}
+    no_value = {"Ref": "AWS::NoValue"}
+    resources = template["Resources"]
+    for queue in ("RetryQueue", "DeadLetterQueue"):
+        assert resources[queue]["Properties"]["KmsMasterKeyId"] == {"Fn::If": ["HasKmsKey", KMS_KEY, no_value]}
+    for table in ("IdempotencyTable", "IdentityMapTable"):
+        sse = resources[table]["Properties"]["SSESpecification"]["Fn::If"]
+        assert sse[0] == "HasKmsKey" and sse[1]["KMSMasterKeyId"] == KMS_KEY and sse[1]["SSEType"] == "KMS"
+    assert resources["FreshdeskSecret"]["Properties"]["KmsKeyId"] == {"Fn::If": ["HasKmsKey", KMS_KEY, no_value]}
+
+
+def test_roles_may_use_only_the_given_key_and_only_through_the_services(template: dict[str, Any]) -> None:
+    for role in FUNCTION_ROLES.values():
+        kms = [
+            (c, s)
+            for c, s in _role_statements(template, role)
+            if any(a.startswith("kms:") for a in _as_list(s["Action"]))
+        ]
+        assert len(kms) == 1, (role, kms)
+        condition, statement = kms[0]
+        assert condition == "HasKmsKey"
+        assert sorted(_as_list(statement["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+        assert statement["Resource"] == KMS_KEY
+        services = statement["Condition"]["StringEquals"]["kms:ViaService"]
+        assert {s["Fn::Sub"].split(".")[0] for s in services} == {"sqs", "secretsmanager", "dynamodb"}
+
+
+def test_queues_refuse_calls_without_tls(template: dict[str, Any]) -> None:
+    guarded = set()
+    for policy in _resources(template, "AWS::SQS::QueuePolicy").values():
+        props = policy["Properties"]
+        for statement in _as_list(props["PolicyDocument"]["Statement"]):
+            if (
+                statement.get("Effect") == "Deny"
+                and statement.get("Principal") == "*"
+                and statement.get("Action") == "sqs:*"
+                and statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            ):
+                queues = [q["Ref"] for q in props["Queues"]]
+                assert statement["Resource"] == {"Fn::GetAtt": [queues[0], "Arn"]} and len(queues) == 1
+                guarded.add(queues[0])
+    assert guarded == {"RetryQueue", "DeadLetterQueue"}, guarded
+
+
+def test_checkov_finds_nothing() -> None:
+    result = _run(
+        [
+            _tool("CHECKOV", "checkov", CHECKOV_BIN),
+            "--file",
+            "template.yaml",
+            "--framework",
+            "cloudformation",
+            "--compact",
+            "--quiet",
+            "--skip-download",  # no calls to Prisma Cloud: offline, and the same checks every run
+        ],
+        timeout=300,
+    )
+    output = (result.stdout + result.stderr).strip()
+    summary = re.search(r"Passed checks: (\d+), Failed checks: (\d+), Skipped checks: (\d+)", output)
+    assert summary, f"no checkov summary:\n{output}"
+    assert result.returncode == 0 and summary.group(2) == "0", f"checkov findings:\n{output}"
+    assert int(summary.group(1)) > 0, output
+
+
+def test_every_skipped_checkov_check_says_why(template: dict[str, Any]) -> None:
+    skipped = 0
+    for logical_id, resource in template["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            skipped += 1
+            assert re.fullmatch(r"CKV2?_AWS_\d+", skip.get("id", "")), (logical_id, skip)
+            assert len(str(skip.get("comment", "")).split()) >= 8, f"{logical_id}: skip {skip['id']} without a reason"
+    assert skipped, "no skipped checks found: the test reads the wrong place"
+
+
+def _dashboard(template: dict[str, Any]) -> dict[str, Any]:
+    dashboards = _resources(template, "AWS::CloudWatch::Dashboard")
+    assert len(dashboards) == 1, dashboards
+    body = next(iter(dashboards.values()))["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert isinstance(body, str)
+    return json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", body))
+
+
+def _dashboard_metrics(dashboard: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    """(widget title, metric) for every metric of the dashboard, with "." shorthands filled in."""
+    found = []
+    for widget in dashboard["widgets"]:
+        previous: list[Any] = []
+        for metric in widget["properties"].get("metrics", []):
+            parts = [p for p in metric if not isinstance(p, dict)]
+            parts = [previous[i] if p == "." and i < len(previous) else p for i, p in enumerate(parts)]
+            found.append((widget["properties"]["title"], parts + [m for m in metric if isinstance(m, dict)]))
+            previous = parts
+    return found
+
+
+def test_dashboard_shows_outcomes_drops_queues_freshdesk_and_latency(template: dict[str, Any]) -> None:
+    from signal_freshdesk.core.model import DropReason, Outcome
+
+    metrics = _dashboard_metrics(_dashboard(template))
+    custom = {m[1] for _, m in metrics if m[0] == "SignalFreshdesk"}
+    for _, metric in metrics:
+        if metric[0] == "SignalFreshdesk":  # the EMF metrics carry exactly the service dimension
+            assert metric[2:4] == ["service", "signal-freshdesk"], metric
+    service = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert (service["POWERTOOLS_METRICS_NAMESPACE"], service["POWERTOOLS_SERVICE_NAME"]) == (
+        "SignalFreshdesk",
+        "signal-freshdesk",
+    )
+    expected = {o.value for o in Outcome} | {f"retry_{o.value}" for o in Outcome}
+    # dropped_already_handled: the retry function skips an event the idempotency record says is done.
+    expected |= {f"dropped_{r.value}" for r in DropReason} | {"dropped_already_handled"}
+    expected |= {"freshdesk_call", "freshdesk_429", "freshdesk_rate_remaining"}
+    assert expected <= custom, f"not on the dashboard: {sorted(expected - custom)}"
+    aws = {(m[0], m[1], m[3]) for _, m in metrics if m[0].startswith("AWS/")}
+    for queue in ("<RetryQueue.QueueName>", "<DeadLetterQueue.QueueName>"):
+        assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", queue) in aws
+        assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", queue) in aws
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesDelayed", "<RetryQueue.QueueName>") in aws  # backoff waits
+    latency = {
+        m[-1].get("stat") for _, m in metrics if m[:4] == ["AWS/Lambda", "Duration", "FunctionName", "<IngestFunction>"]
+    }
+    assert {"p50", "p99"} <= latency, latency
+    budget = [(t, m) for t, m in metrics if m[1] == "freshdesk_rate_remaining"]
+    widget = next(w for w in _dashboard(template)["widgets"] if w["properties"]["title"] == budget[0][0])
+    assert widget["properties"]["stat"] == "Minimum"  # a gauge: the lowest budget left, not a sum
+    url = template["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]
+    assert url.startswith("https://") and "${OperationsDashboard}" in url and "cloudwatch" in url
+
+
+def test_dashboard_metrics_are_ones_the_code_emits(template: dict[str, Any]) -> None:
+    from signal_freshdesk.core.model import DropReason, Outcome
+
+    source = "\n".join(p.read_text() for p in (REPO / "layers" / "connector" / "signal_freshdesk").rglob("*.py"))
+    derived = (
+        {o.value for o in Outcome} | {f"retry_{o.value}" for o in Outcome} | {f"dropped_{r.value}" for r in DropReason}
+    )
+    for _, metric in _dashboard_metrics(_dashboard(template)):
+        if metric[0] == "SignalFreshdesk" and metric[1] not in derived:
+            name = metric[1].removeprefix("dropped_")
+            emitted = rf'count\(\s*"{re.escape(metric[1])}"' if name == metric[1] else rf'reason="{re.escape(name)}"'
+            assert re.search(emitted, source), f"nothing emits {metric[1]}"
+
+
+def test_dlq_alarm_fires_well_before_sqs_expires_parked_events(template: dict[str, Any]) -> None:
+    retention = template["Resources"]["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"]
+    ages = [
+        a["Properties"]
+        for a in _resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "ApproximateAgeOfOldestMessage"
+        and a["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}
+    ]
+    assert len(ages) == 1, ages
+    alarm = ages[0]
+    assert alarm["Statistic"] == "Maximum" and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    # At least three days left to act once it fires.
+    assert alarm["Threshold"] + alarm["Period"] * alarm["EvaluationPeriods"] <= retention - 3 * 86400, alarm

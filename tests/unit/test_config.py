@@ -99,6 +99,68 @@ def test_bad_max_attempts_is_config_error_naming_the_variable(raw):
         Settings.from_env({"MAX_ATTEMPTS": raw})
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("http://127.0.0.1:8025", "http://127.0.0.1:8025"),
+        ("http://127.0.0.1:8025/", "http://127.0.0.1:8025"),
+        ("http://localhost:8025", "http://localhost:8025"),
+        ("http://LOCALHOST:8025", "http://LOCALHOST:8025"),
+        ("http://[::1]:8025", "http://[::1]:8025"),
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443"),
+        ("http://127.0.0.9:80", "http://127.0.0.9:80"),  # all of 127.0.0.0/8 is loopback
+        ("", ""),
+        ("  ", ""),
+    ],
+)
+def test_freshdesk_base_url_is_honoured_for_loopback_hosts(raw, expected):
+    assert Settings.from_env({"FRESHDESK_BASE_URL": raw}).base_url_override == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://evil.example.com",
+        "https://acme.freshdesk.com",  # even Freshdesk: the domain comes from the secret, not from here
+        "http://10.0.0.5:8025",
+        "http://169.254.169.254",
+        "http://0.0.0.0:8025",
+        "http://[::]:8025",
+        "http://127.0.0.1.nip.io:8025",
+        "http://localhost.example.com",
+        "http://2130706433:8025",  # 127.0.0.1 as an integer: not an address ipaddress (or we) accept
+        "http://host.docker.internal:8025",  # only under sam local (AWS_SAM_LOCAL=true)
+        "http://user:pass@127.0.0.1:8025",
+        "ftp://127.0.0.1",
+        "127.0.0.1:8025",
+        "http://127.0.0.1:99999",
+        "http://[::1",
+    ],
+)
+def test_freshdesk_base_url_elsewhere_is_a_config_error(raw):
+    with pytest.raises(ConfigError, match="FRESHDESK_BASE_URL may only point at a Freshdesk stand-in on this machine"):
+        Settings.from_env({"FRESHDESK_BASE_URL": raw})
+
+
+def test_freshdesk_base_url_refusal_names_the_host_but_never_credentials():
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"FRESHDESK_BASE_URL": "https://evil.example.com/steal"})
+    assert "'evil.example.com' is not loopback" in str(refused.value)
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"FRESHDESK_BASE_URL": "http://user:pa55word@127.0.0.1:8025"})
+    assert "must not hold credentials" in str(refused.value)
+    assert "pa55word" not in str(refused.value) and "user:" not in str(refused.value)
+
+
+def test_freshdesk_base_url_may_name_the_docker_host_only_under_sam_local():
+    sam_local = {"FRESHDESK_BASE_URL": "http://host.docker.internal:8025", "AWS_SAM_LOCAL": "true"}
+    assert Settings.from_env(sam_local).base_url_override == "http://host.docker.internal:8025"
+    with pytest.raises(ConfigError, match="not loopback"):
+        Settings.from_env({**sam_local, "AWS_SAM_LOCAL": "false"})
+    with pytest.raises(ConfigError, match="not loopback"):
+        Settings.from_env({**sam_local, "FRESHDESK_BASE_URL": "http://other.internal:8025"})
+
+
 # --------------------------------------------------------------------------- parse_credentials
 
 

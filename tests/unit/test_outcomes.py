@@ -464,7 +464,9 @@ def test_retry_after_missing_is_none(headers):
     assert retry_after_seconds(Answer(429, headers=headers)) is None
 
 
-@pytest.mark.parametrize("raw", ["", "soon", "12s", "Wed, 21 Oct 2015 07:28:00 GMT", "nan"])
+# Issue 10 changed this rule: an HTTP-date is no longer garbage (see the tests below); a date-like text
+# that is no date still is.
+@pytest.mark.parametrize("raw", ["", "soon", "12s", "Wed, 99 Foo 2015 07:28:00 GMT", "nan"])
 def test_retry_after_garbage_is_none(raw):
     assert retry_after_seconds(Answer(429, headers={"Retry-After": raw})) is None
 
@@ -476,6 +478,29 @@ def test_retry_after_infinite_garbage_is_none(raw):
 
 def test_retry_after_negative_never_goes_below_zero():
     assert retry_after_seconds(Answer(429, headers={"Retry-After": "-5"})) == 0
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("34.9", 35), ("34.1", 35), ("0.2", 1), ("12.0", 12), ("1e2", 100)])
+def test_retry_after_fractional_seconds_are_rounded_up(raw, expected):
+    # Waiting a fraction too little earns another 429: "34.9" was read as 34.
+    assert retry_after_seconds(Answer(429, headers={"Retry-After": raw})) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["Wed, 21 Oct 2015 07:28:00 GMT", "Wednesday, 21-Oct-15 07:28:00 GMT", "Wed Oct 21 07:28:00 2015"],
+    ids=["imf-fixdate", "rfc850", "asctime"],
+)
+def test_retry_after_as_an_http_date_is_measured_from_the_answer_s_date(raw):
+    headers = {"Retry-After": raw, "Date": "Wed, 21 Oct 2015 07:27:25 GMT"}
+    assert retry_after_seconds(Answer(429, headers=headers)) == 35
+
+
+def test_retry_after_as_an_http_date_without_a_date_header_is_measured_from_the_clock():
+    retry_at = 1_445_412_480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+    answer = Answer(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    assert retry_after_seconds(answer, now=retry_at - 29.5) == 30
+    assert retry_after_seconds(answer, now=retry_at + 10) == 0  # already past
 
 
 # --------------------------------------------------------------------------- backoff_delay

@@ -1,4 +1,4 @@
-"""python -m signal_freshdesk_dev.bench [--quick] [--out PATH]"""
+"""python -m signal_freshdesk_dev.bench [--quick] [--only PART ...] [--out PATH]"""
 
 import sys
 

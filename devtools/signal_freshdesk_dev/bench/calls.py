@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..apigw import LOCAL_WEBHOOK_TOKEN
 from ..handlers import REPO_ROOT
 from ..local_aws import REGION, StackResources
 from .measure import CHILD, child_env, empty_queue, log, queue_depth
@@ -197,7 +198,7 @@ def run_path(services: BenchServices, *, events: int, people: int, identity_map:
     services.call("rate_limit", CALLS_LIMIT, CALLS_WINDOW)
     # The rate window scaled as the sandbox's is (Freshdesk: a minute); everything else as deployed.
     env = child_env(services, identity_map=identity_map, FRESHDESK_RATE_WINDOW_SECONDS=f"{CALLS_WINDOW:g}")
-    base = {"root": str(REPO_ROOT), "token": info_token(), "api_key": "", "prefix": tag}
+    base = {"root": str(REPO_ROOT), "token": LOCAL_WEBHOOK_TOKEN, "prefix": tag}
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-calls-") as tmp:
@@ -251,12 +252,6 @@ def run_path(services: BenchServices, *, events: int, people: int, identity_map:
     )
 
 
-def info_token() -> str:
-    from ..apigw import LOCAL_WEBHOOK_TOKEN
-
-    return LOCAL_WEBHOOK_TOKEN
-
-
 def spawn(mode: str, which: str, params: Path, out: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-P", str(CHILD), mode, which, str(params), str(out)],
@@ -288,17 +283,13 @@ def summarise(
 ) -> dict[str, Any]:
     events = len(stream)
     calls = len(log_entries)
-    by_method = Counter(f"{r['method']} {'list' if r['path'] == '/api/v2/contacts' and r['method'] == 'GET' else ''}"
-                        .strip() + f" {r['status']}" for r in log_entries)
+    by_method = Counter(f"{call_name(r)} {r['status']}" for r in log_entries)
     by_status = Counter(str(r["status"]) for r in log_entries)
     # Each event's history: the ingest answer(s), then each retry's outcome, in order.
     history: dict[str, list[str]] = {}
     for message_id, answers in sent["answers"].items():
         history.setdefault(message_id, []).extend(answer[0] for answer in answers)
-    retried = sorted(
-        (record for poller in drained for record in poller["processed"]),
-        key=lambda record: record.get("attempts") or 0,
-    )
+    retried = sorted((record for poller in drained for record in poller["processed"]), key=lambda r: r["at"])
     for record in retried:
         outcome = record["outcome"] + (" (duplicate)" if record.get("duplicate") else "")
         history.setdefault(record["messageId"], []).append(outcome)
@@ -308,7 +299,7 @@ def summarise(
         event_calls.setdefault(message_id, []).append(f"{call} {status}")
     per_path: dict[str, dict[str, Any]] = {}
     per_kind: dict[str, dict[str, Any]] = {kind: {"events": 0, "calls": 0} for kind in KINDS}
-    final = Counter()
+    final: Counter[str] = Counter()
     not_final = []
     for entry in stream:
         message_id = entry["event"]["messageId"]
@@ -355,6 +346,18 @@ def summarise(
         "webhook_seconds": sent["seconds"],
         **extra,
     }
+
+
+def call_name(entry: dict[str, Any]) -> str:
+    """A sandbox log entry as `METHOD /contacts[/:id]` (a list lookup keeps its field, not its value)."""
+    path = str(entry["path"]).removeprefix("/api/v2")
+    parts = path.split("/")
+    if len(parts) > 2 and parts[2].isdigit():
+        path = "/".join([*parts[:2], ":id", *parts[3:]])
+    query = str(entry.get("query") or "")
+    if query:
+        path += "?" + "&".join(sorted(item.split("=", 1)[0] for item in query.split("&")))
+    return f"{entry['method']} {path}"
 
 
 def holds(contact: dict[str, Any], event: dict[str, Any] | None) -> bool:

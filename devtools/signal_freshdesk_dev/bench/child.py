@@ -51,8 +51,16 @@ def load_handler(which: str, root: str):
 
 # -- events ---------------------------------------------------------------------------------------
 def signal_event(prefix: str, i: int) -> dict:
-    """A Signed Up event (as events/signed-up.json), unique per (prefix, i) so Freshdesk answers 201."""
+    """A Signed Up event (as events/signed-up.json), unique per (prefix, i) so Freshdesk answers 201.
+
+    Its phone is unique too: the identity map knows a person by their phone as well as their user id
+    and email, so events sharing one phone would be one person (a Signed Up of a known person is a
+    `conflict`, and a batch runs one person's events one after another).
+    """
+    import hashlib
+
     tag = f"{prefix}-{i}"
+    phone = "+44 7" + f"{int(hashlib.sha256(tag.encode()).hexdigest(), 16) % 10**9:09d}"
     return {
         "type": "track",
         "event": "Signed Up",
@@ -68,7 +76,7 @@ def signal_event(prefix: str, i: int) -> dict:
             "traits": {
                 "name": "John Doe",
                 "email": f"John.Doe.{tag}@example.com",
-                "phone": "07700 900123",
+                "phone": phone,
                 "title": "Head of Growth",
             },
             "consent": {
@@ -370,7 +378,9 @@ def run_stream(which: str, params: dict) -> dict:
             time.sleep(send_at - now)
         last_sent = time.monotonic()
         body = json.dumps({"batch": events} if request["batch"] else events[0])
-        for attempt in range(5):
+        tries = 0
+        while True:
+            tries += 1
             answer = handler(api_request(body, params["token"]), Context())
             payload = json.loads(answer["body"])
             results = payload.get("results", []) if request["batch"] else [payload]
@@ -378,12 +388,12 @@ def run_stream(which: str, params: dict) -> dict:
                 answers.setdefault(result.get("messageId", ""), []).append(
                     [result.get("outcome"), result.get("reason"), result.get("status")]
                 )
-            if answer["statusCode"] != 503:
+            if answer["statusCode"] != 503 or tries == 5:
                 break
             resent += 1
             time.sleep(1.0)
         requests_out.append(
-            {"at": last_sent - started, "events": len(events), "status": answer["statusCode"], "attempts": attempt + 1}
+            {"at": last_sent - started, "events": len(events), "status": answer["statusCode"], "tries": tries}
         )
     return {
         "answers": answers,
@@ -410,7 +420,9 @@ def run_stream_drain(which: str, params: dict) -> dict:
     fields = ("messageId", "outcome", "reason", "status", "attempts", "duplicate")
     capture = LogCapture(
         lambda record: (
-            {key: getattr(record, key, None) for key in fields} if record.getMessage() == "retry processed" else None
+            {"at": record.created, **{key: getattr(record, key, None) for key in fields}}
+            if record.getMessage() == "retry processed"
+            else None
         )
     ).attach()
     sqs = boto3.client("sqs", region_name=os.environ["AWS_DEFAULT_REGION"])

@@ -37,15 +37,22 @@ CHILD = Path(__file__).with_name("child.py")
 
 # -- children -----------------------------------------------------------------------------------------
 def child_env(
-    services: BenchServices, *, extension: bool = True, idempotency: bool = True, **extra: str
+    services: BenchServices,
+    *,
+    extension: bool = True,
+    idempotency: bool = True,
+    identity_map: bool = True,
+    **extra: str,
 ) -> dict[str, str]:
-    """The function's environment as the template sets it (defaults), pointed at the stand-ins."""
+    """The function's environment as the template sets it (defaults), pointed at the stand-ins.
+
+    `idempotency` False: EnableIdempotency=false; `identity_map` False: EnableIdentityMap=false."""
     info = services.info
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("AWS_", "POWERTOOLS_"))
-        and k not in ("BATCH_CONCURRENCY", "SECRETS_EXTENSION", "IDEMPOTENCY_TABLE")
+        and k not in ("BATCH_CONCURRENCY", "SECRETS_EXTENSION", "IDEMPOTENCY_TABLE", "IDENTITY_MAP_TABLE")
     }
     env.update(FAKE_CREDENTIALS)
     env["AWS_ENDPOINT_URL"] = info["aws_endpoint"]
@@ -53,6 +60,8 @@ def child_env(
     env.update(resources.environment(freshdesk_base_url=info["freshdesk_url"], POWERTOOLS_LOG_LEVEL="INFO"))
     if not idempotency:
         env.pop("IDEMPOTENCY_TABLE", None)
+    if not identity_map:
+        env.pop("IDENTITY_MAP_TABLE", None)
     # What Lambda's environment tells Powertools and the X-Ray SDK (the naive baseline's Tracer).
     env.update(
         {
@@ -125,7 +134,7 @@ def log(message: str) -> None:
 
 # -- measurements -------------------------------------------------------------------------------------
 COLD_VARIANTS = {
-    # name: (handler, extension, idempotency)
+    # name: (handler, extension, idempotency and identity map)
     "ours": ("ours", True, True),  # as deployed with the extension layer (template defaults)
     "ours_no_idempotency": ("ours", True, False),
     "ours_boto3_secret": ("ours", False, True),  # the secret read with boto3, not the extension
@@ -158,7 +167,7 @@ def prepare_shipped_layer(services: BenchServices) -> None:
     import sysconfig
 
     for which, extension, idempotency in (("ours", True, True), ("naive", False, False)):
-        env = child_env(services, extension=extension, idempotency=idempotency)
+        env = child_env(services, extension=extension, idempotency=idempotency, identity_map=idempotency)
         env = {**env, "PYTHONPYCACHEPREFIX": str(PYCACHE)}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         run_child("cold", which, {}, env)
@@ -178,7 +187,7 @@ def measure_cold(services: BenchServices, figures: Figures, runs: int) -> None:
     for r in range(runs):
         for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
             which, extension, idempotency = COLD_VARIANTS[name]
-            env = child_env(services, extension=extension, idempotency=idempotency)
+            env = child_env(services, extension=extension, idempotency=idempotency, identity_map=idempotency)
             result = run_child("cold", which, {}, env)
             if result["status"] != 201:
                 raise RuntimeError(f"cold {name}: the first event answered {result['status']}, not 201")
@@ -204,7 +213,9 @@ def measure_cold(services: BenchServices, figures: Figures, runs: int) -> None:
     for r in range(max(3, runs // 2)):
         for name in ("ours", "naive") if r % 2 == 0 else ("naive", "ours"):
             which, extension, idempotency = COLD_VARIANTS[name]
-            env = shipped_layer_env(child_env(services, extension=extension, idempotency=idempotency))
+            env = shipped_layer_env(
+                child_env(services, extension=extension, idempotency=idempotency, identity_map=idempotency)
+            )
             shipped[name].append(run_child("cold", which, {}, env))
     figures.details["cold_shipped"] = {
         name: {key: median([row[key] for row in rows]) for key in ("cold_ms", "import_ms", "first_event_ms", "cpu_ms")}
@@ -219,7 +230,11 @@ def measure_cold(services: BenchServices, figures: Figures, runs: int) -> None:
     for name in ("ours", "naive"):
         which, extension, idempotency = COLD_VARIANTS[name]
         result = run_child(
-            "cold", which, {}, child_env(services, extension=extension, idempotency=idempotency), importtime=True
+            "cold",
+            which,
+            {},
+            child_env(services, extension=extension, idempotency=idempotency, identity_map=idempotency),
+            importtime=True,
         )
         breakdown[name] = import_breakdown(result["importtime"])
     figures.details["imports"] = breakdown
@@ -243,7 +258,7 @@ def measure_warm(services: BenchServices, figures: Figures, rounds: int, per_rou
             f"warm: {rounds} x {per_round} single events against bare POSTs (idempotency {'on' if idempotency else 'off'}) ..."
         )
         services.call("reset")
-        env = child_env(services, idempotency=idempotency)
+        env = child_env(services, idempotency=idempotency, identity_map=idempotency)
         result = run_child(
             "warm",
             "ours",
@@ -319,7 +334,7 @@ def measure_rss(services: BenchServices, figures: Figures) -> None:
         "rss",
         "naive",
         {"freshdesk_url": services.info["freshdesk_url"]},
-        child_env(services, extension=False, idempotency=False),
+        child_env(services, extension=False, idempotency=False, identity_map=False),
     )
     figures.details["rss"] = {"ours": ours, "naive": naive}
     figures.values["rss_mb"] = ours["rss_kb"] / 1024

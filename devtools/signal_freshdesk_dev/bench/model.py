@@ -31,6 +31,24 @@ DRAIN_MEASURED_WINDOWS = 6
 DRAIN_BACKLOG = DRAIN_LIMIT * DRAIN_MEASURED_WINDOWS + DRAIN_LIMIT // 2  # outlasts the measured windows
 DRAIN_POLLERS = 2  # = the template's RetryMaxConcurrency default (MaximumConcurrency)
 
+# -- the calls figure: Freshdesk calls per event, with the identity map and without it ---------------------
+CALLS_PER_EVENT_TARGET = 0.85  # with the identity map
+CALLS_RATIO_TARGET = 0.4  # with the map / without it, same stream, same run
+CALLS_WASTED_429_TARGET = 0  # 429s with the map
+CALLS_EVENTS = 1000  # identified events, all with marketing consent granted
+CALLS_PEOPLE = 300  # so 30% of the events are a person's first
+CALLS_SHARES = {"first": 0.3, "change": 0.5, "same": 0.2}  # "same": returning with nothing new
+CALLS_SEED = 20261130
+CALLS_LIMIT = 200  # calls per window: Freshdesk's 200 a minute ...
+CALLS_WINDOW = 6.0  # ... with time scaled down ten times (FRESHDESK_RATE_WINDOW_SECONDS=6 likewise)
+# Signal sends the stream at a steady rate: 1,000 events over six windows (six minutes at Freshdesk's
+# scale). Requests are spaced so no window sees more than this plus one batch: under the limit whenever
+# an event costs at most one call.
+CALLS_ARRIVAL_PER_WINDOW = CALLS_EVENTS / 6
+CALLS_SINGLE_SHARE = 0.3  # webhook calls carrying one event; the others carry a batch of ...
+CALLS_BATCH_SIZES = (5, 25)  # ... this many events (inclusive)
+CALLS_POLLERS = 2  # retry processes, as MaximumConcurrency 2
+
 # -- AWS prices used for usd_per_million (public on-demand prices, US East (N. Virginia), arm64) ----
 # "Amazon API Gateway pricing" page, HTTP APIs: $1.00 per million requests (first 300 million a month).
 HTTP_API_USD_PER_MILLION = 1.00

@@ -1,6 +1,9 @@
-"""The performance benchmark: cold start, per-event overhead, batches, rate-limited drain, memory, cost.
+"""The performance benchmark: cold start, per-event overhead, batches, drain, memory, cost, calls per event.
+
+Freshdesk calls per event are measured with the identity map and without it, in the same run.
 
     python -m signal_freshdesk_dev.bench           (or: make bench)
+    python -m signal_freshdesk_dev.bench --only calls     (one part; prints, writes only with --out)
 
 Each figure is measured against a baseline run side by side in the same run, because this machine
 (2 shared cores) is noisy: targets are ratios, timings are medians of several runs. Every process
@@ -18,43 +21,64 @@ import time
 from pathlib import Path
 
 from ..handlers import REPO_ROOT
+from .calls import measure_calls
 from .measure import compile_bytecode, measure_batch, measure_cold, measure_drain, measure_rss, measure_warm
-from .model import UNLIMITED, Figures, configured_memory_mb, cost_model
+from .model import CALLS_EVENTS, UNLIMITED, Figures, configured_memory_mb, cost_model
 from .report import bench_line, details_markdown, main_table, plain
 from .services import BenchServices
 
 RESULTS = REPO_ROOT / "bench" / "results.md"
+PARTS = ("cold", "warm", "batch", "rss", "drain", "calls")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs and no before/after extras (a smoke run)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results (bench/results.md)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="measure only this part (repeatable); the results are written only with --out",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="where to write the results (bench/results.md)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     figures = Figures()
     quick = args.quick
+    parts = set(args.only or PARTS)
+    out = args.out if args.out is not None or args.only else RESULTS
     compile_bytecode()
     with BenchServices() as services:
-        services.call("rate_limit", UNLIMITED, 60)  # only the drain meets the rate limit
-        measure_cold(services, figures, runs=3 if quick else 9)
-        measure_warm(services, figures, rounds=3 if quick else 5, per_round=50 if quick else 100)
-        measure_batch(services, figures, runs=1 if quick else 3, sweep=[] if quick else [4, 8, 10, 16])
-        measure_rss(services, figures)
-        measure_drain(services, figures)
-        if not quick:
-            measure_drain(services, figures, unpaced=True)
+        services.call("rate_limit", UNLIMITED, 60)  # only the drain and the calls figure meet the rate limit
+        if "cold" in parts:
+            measure_cold(services, figures, runs=3 if quick else 9)
+        if "warm" in parts:
+            measure_warm(services, figures, rounds=3 if quick else 5, per_round=50 if quick else 100)
+        if "batch" in parts:
+            measure_batch(services, figures, runs=1 if quick else 3, sweep=[] if quick else [4, 8, 10, 16])
+        if "rss" in parts:
+            measure_rss(services, figures)
+        if "drain" in parts:
+            measure_drain(services, figures)
+            if not quick:
+                measure_drain(services, figures, unpaced=True)
+        if "calls" in parts:
+            measure_calls(services, figures, events=300 if quick else CALLS_EVENTS)
     memory = configured_memory_mb()
-    figures.details["memory_sizes"] = [cost_model(figures, size) for size in (128, 256, 512, 1024)]
-    figures.details["cost"] = cost_model(figures, memory)
-    figures.values["usd_per_million"] = figures.details["cost"]["total"]
-    figures.values["usd_per_million_batch100"] = figures.details["cost"]["total_batch100"]
-    figures.values["memory_mb"] = memory
+    if {"cold", "warm", "batch"} <= parts:
+        figures.details["memory_sizes"] = [cost_model(figures, size) for size in (128, 256, 512, 1024)]
+        figures.details["cost"] = cost_model(figures, memory)
+        figures.values["usd_per_million"] = figures.details["cost"]["total"]
+        figures.values["usd_per_million_batch100"] = figures.details["cost"]["total_batch100"]
+        figures.values["memory_mb"] = memory
     elapsed = time.monotonic() - started
-    command = "make bench" + (" (python -m signal_freshdesk_dev.bench --quick)" if quick else "")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(details_markdown(figures, command, elapsed))
+    flags = " ".join(["--quick"] * quick + [f"--only {part}" for part in args.only or ()])
+    command = "make bench" + (f" (python -m signal_freshdesk_dev.bench {flags})" if flags else "")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(details_markdown(figures, command, elapsed))
     print(plain(main_table(figures)))
-    print(f"\nDetails: {args.out}")
+    if out is not None:
+        print(f"\nDetails: {out}")
     print(bench_line(figures))
     return 0

@@ -4,6 +4,7 @@ source feeds it, faults injected throughout, then everything drained and gathere
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import random
@@ -123,28 +124,42 @@ class RecordedFreshdesk:
     def __init__(self, real: Freshdesk, hooks: Hooks) -> None:
         self.real, self.hooks = real, hooks
 
-    def _call(self, method: str, path: str, call: Any) -> Answer:
+    def _call(self, method: str, path: str, call: Any, body: dict[str, Any] | None = None) -> Answer:
+        """`body`: what a write sends (kept in memory for the per-person checks, never logged)."""
         self.hooks.poison_breaks_this_record()
         mid = current_message_id() or None
         local = self.hooks.run.local
         if not hasattr(local, "called"):
             local.called = set()
         local.called.add(mid)
+        started = time.monotonic()
         answer: Answer = call()
+        record = {
+            "messageId": mid,
+            "method": method,
+            "path": path,
+            "status": answer.status,
+            "error": answer.error,
+            "started": started,
+            "ended": time.monotonic(),
+        }
+        if body is not None:
+            record["body"] = copy.deepcopy(body)
         with self.hooks.run.lock:
-            self.hooks.seen.calls.append(
-                {"messageId": mid, "method": method, "path": path, "status": answer.status, "error": answer.error}
-            )
+            self.hooks.seen.calls.append(record)
         return answer
 
     def create_contact(self, creds: Any, contact: dict[str, Any], **kwargs: Any) -> Answer:
-        return self._call("POST", "/api/v2/contacts", lambda: self.real.create_contact(creds, contact, **kwargs))
+        return self._call(
+            "POST", "/api/v2/contacts", lambda: self.real.create_contact(creds, contact, **kwargs), contact
+        )
 
     def update_contact(self, creds: Any, contact_id: int, contact: dict[str, Any], **kwargs: Any) -> Answer:
         return self._call(
             "PUT",
             f"/api/v2/contacts/{contact_id}",
             lambda: self.real.update_contact(creds, contact_id, contact, **kwargs),
+            contact,
         )
 
     def get_contact(self, creds: Any, contact_id: int, **kwargs: Any) -> Answer:
@@ -357,6 +372,7 @@ class Run:
         config, seen, chaos = self.config, self.seen, self.chaos
         self.sandbox.set_rate_limit(BASE_RATE_LIMIT, 60.0)
         self.sandbox.custom_fields = ("signup_method",)
+        self.seed_contacts()
         chaos.plan_outages(len(seen.requests))
         with captured_connector_logs() as tap:
             patch = Patcher()
@@ -395,6 +411,12 @@ class Run:
         seen.armed, seen.injected = chaos.armed, chaos.injected
         seen.elapsed = time.monotonic() - started
         return seen
+
+    def seed_contacts(self) -> None:
+        """The contacts agents created before the run (Person.seed), in the sandbox as they left them."""
+        for person in self.seen.persons:
+            if person.seed is not None:
+                person.seed_id = self.sandbox.seed_contact(**person.seed)["id"]
 
     def play_signal(self) -> None:
         """Every request of the stream, as Signal sends them (a few at once), with the re-sends after 2xx."""

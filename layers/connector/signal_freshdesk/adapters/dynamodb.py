@@ -1,10 +1,15 @@
 """Amazon DynamoDB over its JSON API with urllib3 and our SigV4 signer (a few calls, no botocore import),
-and the idempotency table on it."""
+and the idempotency table on it.
+
+The store is a help, never a must: its calls keep within the invocation's time (`current_invocation`),
+and once DynamoDB fails to answer, the client stops calling it for `down_seconds`, so an outage costs a
+batch one timeout, not one per call."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,9 +19,17 @@ import urllib3
 from ..core.errors import StoreUnavailable
 from ..core.identity import Known
 from ..core.ports import DONE, IN_PROGRESS, NEW, Claim
+from ..core.timing import current_invocation
+from .freshdesk import CallTimedOut, read_within
 from .sigv4 import AwsCredentials, signed_headers
 
 TARGET_PREFIX = "DynamoDB_20120810."
+# Answers that say DynamoDB can't serve us now (besides no answer and 5xx): the store is taken as down.
+_DOWN_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError"}
+)
+# No store call starts with less than this left of the invocation.
+MIN_STORE_CALL_SECONDS = 0.2
 
 
 class DynamoDBError(Exception):
@@ -36,6 +49,12 @@ def dynamodb_endpoint(region: str) -> str:
 
 
 class DynamoDBClient:
+    """A few DynamoDB calls. Each is bounded by its own timeouts (connect 1 s, read `timeout`, two retries)
+    and, inside an invocation, by the time the invocation has left: then the timeouts shrink to fit and
+    retries are dropped unless every attempt would fit. A failure to answer (no answer, a timeout, a 5xx,
+    throttling) marks the store down for `down_seconds`: calls fail at once, without the network, until
+    then (the rest of any webhook invocation, 30 s by default), and the next call after it probes again."""
+
     def __init__(
         self,
         *,
@@ -43,25 +62,35 @@ class DynamoDBClient:
         endpoint: str | None = None,
         pool: urllib3.PoolManager | None = None,
         timeout: float = 2.0,
+        connect_timeout: float = 1.0,
+        down_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.endpoint = endpoint or dynamodb_endpoint(self.region)
-        self._pool = pool or urllib3.PoolManager(
-            maxsize=10,
-            retries=urllib3.Retry(
-                total=2,
-                connect=2,
-                read=1,
-                status=2,
-                backoff_factor=0.05,
-                status_forcelist=(500, 503),
-                allowed_methods=None,
-                raise_on_status=False,
-            ),
+        self._retries = urllib3.Retry(
+            total=2,
+            connect=2,
+            read=1,
+            status=2,
+            backoff_factor=0.05,
+            status_forcelist=(500, 503),
+            allowed_methods=None,
+            raise_on_status=False,
         )
-        self._timeout = urllib3.Timeout(connect=1.0, read=timeout)
+        self._pool = pool or urllib3.PoolManager(maxsize=10, retries=self._retries)
+        self._connect_timeout = connect_timeout
+        self._read_timeout = timeout
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=timeout)
+        self._down_seconds = down_seconds
+        self._clock = clock
+        self._down_until = float("-inf")
+        self._down_lock = threading.Lock()
 
     def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if self._clock() < self._down_until:
+            raise DynamoDBError("StoreDown", "not called: DynamoDB failed to answer moments ago")
+        timeout, retries, limit = self._limits()
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = signed_headers(
             url=self.endpoint,
@@ -71,18 +100,48 @@ class DynamoDBClient:
             credentials=AwsCredentials.from_env(),
             headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": TARGET_PREFIX + operation},
         )
+        started = time.monotonic()
         try:
-            response = self._pool.request("POST", self.endpoint, body=body, headers=headers, timeout=self._timeout)
-        except urllib3.exceptions.HTTPError as exc:
+            options: dict[str, Any] = {} if retries is None else {"retries": retries}
+            response = self._pool.request(
+                "POST", self.endpoint, body=body, headers=headers, timeout=timeout, preload_content=False, **options
+            )
+            data = read_within(response, limit - (time.monotonic() - started))
+        except (urllib3.exceptions.HTTPError, CallTimedOut, OSError) as exc:
+            self._mark_down()
             raise DynamoDBError("ConnectionError", type(exc).__name__) from None
         try:
-            answer: dict[str, Any] = json.loads(response.data or b"{}")
+            answer: dict[str, Any] = json.loads(data or b"{}")
         except ValueError:
             answer = {}
         if response.status != 200:
             code = str(answer.get("__type", f"HTTP{response.status}")).rpartition("#")[2]
+            if response.status >= 500 or code in _DOWN_CODES:
+                self._mark_down()
             raise DynamoDBError(code, str(answer.get("message") or answer.get("Message") or ""), answer)
         return answer
+
+    def _limits(self) -> tuple[urllib3.Timeout, urllib3.Retry | bool | None, float]:
+        """The timeouts, the retries (None: the pool's) and the whole call's time limit."""
+        one_attempt = self._connect_timeout + self._read_timeout
+        attempts = 1 + int(self._retries.total or 0)
+        invocation = current_invocation()
+        if invocation is None:
+            return self._timeout, None, one_attempt * attempts
+        left = invocation.call_seconds()
+        if left < MIN_STORE_CALL_SECONDS:
+            raise DynamoDBError("DeadlineExceeded", "not called: no time left in this invocation")
+        if left >= one_attempt * attempts:
+            return self._timeout, None, one_attempt * attempts
+        # Little time left: one attempt, cut to fit.
+        timeout = urllib3.Timeout(
+            connect=min(self._connect_timeout, left), read=min(self._read_timeout, left), total=left
+        )
+        return timeout, False, left
+
+    def _mark_down(self) -> None:
+        with self._down_lock:
+            self._down_until = self._clock() + self._down_seconds
 
 
 class DynamoDBIdempotencyStore:
@@ -106,6 +165,10 @@ class DynamoDBIdempotencyStore:
     def claim(self, key: str, hold_seconds: float | None = None) -> Claim:
         """Take `key` for `hold_seconds` (the claiming invocation's remaining lifetime): a claim left by
         an invocation that died expires with it, so Signal's next re-send is processed."""
+        invocation = current_invocation()
+        if invocation is not None and not invocation.may_claim():
+            # Too late to deliver it: the core queues the event, and the retry function records it.
+            raise StoreUnavailable("not claimed: too little time left to deliver the event")
         now = int(self.clock())
         hold = self.in_progress_seconds if hold_seconds is None else max(1, int(hold_seconds) + 1)
         try:

@@ -1,10 +1,15 @@
 """The Freshdesk REST API v2 over one reused urllib3 connection pool: the core's `Freshdesk` port.
 
-It only talks: what the answers mean, and what they say about the rate limit, is the core's business."""
+It only talks: what the answers mean, and what they say about the rate limit, is the core's business.
+
+Each call has a total time limit (what is left before the deadline): urllib3's timeouts, `total`
+included, bound each socket read, not the whole answer, so a server trickling its body a byte at a time
+would hold the call past the deadline. The body is read in chunks against that limit instead."""
 
 from __future__ import annotations
 
 import json
+import time
 from base64 import b64encode
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +22,38 @@ from ..core.timing import Deadline, TimingPolicy
 
 USER_AGENT = "signal-freshdesk/0.1"
 LIST_FILTERS = frozenset({"email", "phone", "mobile", "unique_external_id"})
+_CHUNK_BYTES = 65_536
+
+
+class CallTimedOut(Exception):
+    """The answer did not arrive in full within the call's time limit."""
+
+
+def read_within(response: Any, seconds: float, clock: Any = time.monotonic) -> bytes:
+    """The body of a response opened with preload_content=False, read within `seconds` in total.
+
+    Before each read the socket's timeout is set to what is left, so no single read outlasts the limit
+    either. Raises CallTimedOut (the connection is closed, never reused) or urllib3's HTTPError."""
+    until = clock() + seconds
+    chunks: list[bytes] = []
+    done = False
+    try:
+        while True:
+            left = until - clock()
+            if left <= 0:
+                raise CallTimedOut(f"the answer took longer than {seconds:.1f} s")
+            sock = getattr(response.connection, "sock", None)
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = response.read1(_CHUNK_BYTES)
+            if not chunk:
+                done = True
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        if not done:
+            response.close()  # half read: the connection can't serve another request
+        response.release_conn()
 
 
 class FreshdeskClient:
@@ -81,12 +118,14 @@ class FreshdeskClient:
     def _request(
         self, creds: Credentials, method: str, path: str, body: dict[str, Any] | None, deadline: Deadline | None
     ) -> Answer:
-        read_timeout = self._read_timeout
+        # The whole call's limit: what is left before the deadline; without one, a connect and a read.
+        limit = self._connect_timeout + self._read_timeout
         if deadline is not None:
-            left = deadline.remaining()
-            if left <= self._min_call_seconds:
+            limit = deadline.remaining()
+            if limit <= self._min_call_seconds:
                 return Answer(None, error="no time left before the deadline")
-            read_timeout = min(read_timeout, left)
+        read_timeout = min(self._read_timeout, limit)
+        started = time.monotonic()
         headers = {
             "Authorization": "Basic " + b64encode(f"{creds.api_key}:X".encode()).decode("ascii"),
             "Accept": "application/json",
@@ -104,11 +143,17 @@ class FreshdeskClient:
                 body=payload,
                 headers=headers,
                 redirect=False,
-                timeout=urllib3.Timeout(connect=min(self._connect_timeout, read_timeout), read=read_timeout),
+                timeout=urllib3.Timeout(
+                    connect=min(self._connect_timeout, read_timeout), read=read_timeout, total=limit
+                ),
+                preload_content=False,
             )
+            data = read_within(response, limit - (time.monotonic() - started))
         except urllib3.exceptions.HTTPError as exc:
             return Answer(None, error=_describe(exc))
-        return Answer(response.status, _decode(response.data), dict(response.headers))
+        except (CallTimedOut, OSError) as exc:
+            return Answer(None, error=f"ReadTimeoutError: {type(exc).__name__}")
+        return Answer(response.status, _decode(data), dict(response.headers))
 
 
 def _decode(data: bytes) -> Any:

@@ -1,6 +1,7 @@
 """Amazon SQS: the retry queue and the dead-letter queue (the core's `Queues` port).
 
-boto3 is imported on first use only.
+boto3 is imported on first use only. Every message is measured before it is sent and, when it would
+exceed SQS's size limit, reduced by the envelope format (`envelope.sqs_message`) rather than refused.
 """
 
 from __future__ import annotations
@@ -28,12 +29,22 @@ class SqsQueues:
     def _send(self, url: str, setting: str, envelope: dict[str, Any], delay: int) -> None:
         if not url:
             raise QueueError(f"{setting} is not set")
+        message = envelope_format.sqs_message(envelope)
         try:
             boto3_client("sqs").send_message(
                 QueueUrl=url,
-                MessageBody=envelope_format.encode(envelope),
+                MessageBody=message.body,
                 DelaySeconds=delay,
-                MessageAttributes=envelope_format.message_attributes(envelope),
+                MessageAttributes=message.attributes,
             )
         except Exception as exc:  # botocore raises many kinds; every one means "not secured"
-            raise QueueError(f"SQS SendMessage failed: {type(exc).__name__}") from None
+            raise QueueError(f"SQS SendMessage failed: {_describe(exc)}") from None
+
+
+def _describe(exc: Exception) -> str:
+    """The exception's kind, and for an answer from SQS its error code (botocore's Error.Code): which
+    says why (InvalidParameterValue, AccessDenied, KMS.*, ...) without the message's content."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    code = error.get("Code") if isinstance(error, dict) else None
+    return f"{type(exc).__name__} ({code})" if code else type(exc).__name__

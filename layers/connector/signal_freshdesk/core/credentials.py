@@ -80,26 +80,48 @@ def parse_credentials(secret: object) -> Credentials:
     )
 
 
+# How long a configuration error (a placeholder or malformed secret) is answered from memory before the
+# secret is read again: requests meanwhile cost no Secrets Manager call. A fix is seen within this time.
+CONFIG_ERROR_TTL_SECONDS = 30.0
+
+
 class CredentialStore:
     """Thread-safe cache in front of a SecretSource.
 
     `refresh(stale)` re-reads once, past every cache, however many threads saw the same stale key fail
     with 401.
+
+    A ConfigError (the secret holds a placeholder or is malformed) is remembered for `error_ttl` seconds:
+    it will not mend by itself within seconds, and re-reading it for each request only adds Secrets
+    Manager calls and latency. A SecretUnavailable (throttling, a network or permission failure) is not
+    remembered: it is usually transient, each request needs the secret anyway (Lambda runs one request
+    per container at a time, so there is no stampede to absorb), and remembering it would turn a
+    one-call blip into seconds of 503s.
     """
 
     def __init__(
-        self, source: SecretSource, *, max_age: float = 300.0, clock: Callable[[], float] = time.monotonic
+        self,
+        source: SecretSource,
+        *,
+        max_age: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        error_ttl: float = CONFIG_ERROR_TTL_SECONDS,
     ) -> None:
         self._source = source
         self._max_age = max_age
         self._clock = clock
+        self._error_ttl = error_ttl
         self._lock = threading.Lock()
         self._cached: Credentials | None = None
         self._read_at = 0.0
+        self._error: str | None = None
+        self._error_at = 0.0
 
     def get(self) -> Credentials:
         with self._lock:
             if self._cached is None or self._clock() - self._read_at >= self._max_age:
+                if self._error is not None and self._clock() - self._error_at < self._error_ttl:
+                    raise ConfigError(self._error)
                 return self._load(force=False)
             return self._cached
 
@@ -110,12 +132,18 @@ class CredentialStore:
             return self._cached
 
     def _load(self, *, force: bool) -> Credentials:
-        credentials = parse_credentials(self._source.read_secret(force=force))
+        try:
+            credentials = parse_credentials(self._source.read_secret(force=force))
+        except ConfigError as exc:
+            self._error, self._error_at = str(exc), self._clock()
+            raise
         self._cached, self._read_at = credentials, self._clock()
+        self._error = None
         return credentials
 
 
 __all__ = [
+    "CONFIG_ERROR_TTL_SECONDS",
     "ConfigError",
     "CredentialStore",
     "Credentials",

@@ -343,6 +343,7 @@ class ContactSync:
         answer = method(self.creds, *args, deadline=self.deadline)
         self.attempted = True
         self.rate.observe(answer)
+        count("freshdesk_call")
         return answer
 
     def _read(self, contact_id: int) -> dict[str, Any] | None:

@@ -44,9 +44,13 @@ class IdentityKeys:
         return hmac.new(self._key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
     def keys_for(self, contact: Mapping[str, Any]) -> list[str]:
-        """One key per identifier the contact body carries, most specific first."""
+        """One key per identifier that names this person alone, most specific first.
+
+        Freshdesk holds a user id or an email for one contact only, but any number of contacts may share
+        a phone (a family, a switchboard): the phone identifies a person only when nothing else does.
+        """
         keys = []
-        for name in IDENTIFIER_FIELDS:
+        for name in person_identifiers(contact):
             value = contact.get(name)
             if isinstance(value, str) and value:
                 normalised = value.lower() if name == "email" else value
@@ -60,6 +64,16 @@ class IdentityKeys:
     def digest(self, body: Mapping[str, Any]) -> str:
         """A digest of a contact body, independent of key order."""
         return self._mac("body:" + json.dumps(body, sort_keys=True, separators=(",", ":"), default=str))
+
+
+def person_identifiers(contact: Mapping[str, Any]) -> tuple[str, ...]:
+    """The contact fields that tell who the person is: user id and email, else the phone."""
+    unique = tuple(
+        name for name in ("unique_external_id", "email") if isinstance(contact.get(name), str) and contact[name]
+    )
+    if unique:
+        return unique
+    return ("phone",) if isinstance(contact.get("phone"), str) and contact["phone"] else ()
 
 
 def identity_key_from_secret(webhook_token: str, identity_key: str = "") -> bytes:

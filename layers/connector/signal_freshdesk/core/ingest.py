@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..observability import correlate, count, logger
 from . import answers
 from .errors import ConfigError, SecretUnavailable
-from .idempotency import IdempotencyGuard
-from .identity import IDENTIFIER_FIELDS, parse_timestamp
+from .idempotency import MAX_MESSAGE_ID_LENGTH, IdempotencyGuard, event_digest, first_use, forget_use
+from .identity import parse_timestamp, person_identifiers
 from .mapping import message_id_of, plan_event
 from .model import Outcome, PlannedContact, Result
 from .pipeline import attempt_event, queue_or_park
@@ -18,7 +19,7 @@ from .report import report
 from .requests import BadRequest, parse_events, read_body, request_headers
 from .settings import Settings
 from .timing import Deadline
-from .webhook_auth import check_bearer_token, check_signature
+from .webhook_auth import check_bearer_token, missing_bearer_token, verify_signature
 
 
 def configuration_failed(exc: Exception) -> dict[str, Any]:
@@ -29,33 +30,48 @@ def configuration_failed(exc: Exception) -> dict[str, Any]:
 
 
 def handle_webhook(event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline) -> dict[str, Any]:
+    headers = request_headers(event)
+    # No bearer token at all: refused before the secret is read (no Secrets Manager call, no 503).
+    denial = missing_bearer_token(headers)
+    if denial:
+        count("unauthorized")
+        return answers.unauthorized(denial)
     try:
         creds = runtime.credentials.get()
     except (ConfigError, SecretUnavailable) as exc:
         return configuration_failed(exc)
 
     settings = runtime.settings
-    headers = request_headers(event)
     denial = check_bearer_token(headers, creds.webhook_token)
     if denial:
         count("unauthorized")
         return answers.unauthorized(denial)
 
+    admitted_signature = ""
     try:
         body = read_body(event, settings.max_body_bytes)
         if creds.signing_secret:
-            denial = check_signature(
+            now = runtime.clock.time()
+            check = verify_signature(
                 headers,
                 body,
                 creds.signing_secret,
-                now=runtime.clock.time(),
+                now=now,
                 signature_header=settings.signature_header,
                 timestamp_header=settings.timestamp_header,
                 tolerance_seconds=settings.signature_tolerance_seconds,
             )
-            if denial:
+            if check.refusal:
                 count("unauthorized")
-                return answers.unauthorized(denial)
+                return answers.unauthorized(check.refusal)
+            if not first_use(runtime.idempotency, check.replay_key, hold_seconds=check.fresh_for, now=now):
+                count("unauthorized")
+                count("signature_replayed")
+                return answers.unauthorized(
+                    "this signature was already used: a signed request is admitted once (sign each delivery "
+                    "with a fresh timestamp)"
+                )
+            admitted_signature = check.replay_key
         events, is_batch = parse_events(body, settings.max_batch_events)
     except BadRequest as exc:
         count("bad_request")
@@ -64,26 +80,89 @@ def handle_webhook(event: Mapping[str, Any], runtime: Runtime, *, deadline: Dead
     results = process_events(events, runtime, deadline=deadline)
     for result in results:
         report(result, message="event processed")
-    return answers.batch_answer(results) if is_batch else answers.single_answer(results[0])
+    answer = answers.batch_answer(results) if is_batch else answers.single_answer(results[0])
+    if admitted_signature and answer["statusCode"] >= 500:
+        # Signal re-sends what failed, possibly byte for byte: that re-send must not be refused as a replay.
+        forget_use(runtime.idempotency, admitted_signature)
+    return answer
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What is known of one element of the body before it is handled."""
+
+    message_id: str = ""
+    digest: str = ""  # event_digest, for events with a messageId
+    reused: bool = False  # an earlier, different event of this batch has the same messageId
+    repeat_of: int | None = None  # the index of the same event earlier in this batch
+    refused: Result | None = None  # not accepted at all: the answer says why, nothing is parked
+
+
+def admit(events: list[Any]) -> list[Admission]:
+    """Refuse what is not an event or has a messageId over 128 characters; tell the same event sent
+    twice in one batch (answered once) from different events sharing a messageId (each handled)."""
+    admissions: list[Admission] = []
+    firsts: dict[str, dict[str, int]] = {}  # messageId -> digest -> index of its first event
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            error = f"each event must be a JSON object, not {type(event).__name__}"
+            admissions.append(Admission(refused=Result("", Outcome.REJECTED, 400, reason="not_an_event", error=error)))
+            continue
+        raw = event.get("messageId")
+        if isinstance(raw, (str, int)) and not isinstance(raw, bool) and len(str(raw)) > MAX_MESSAGE_ID_LENGTH:
+            error = (
+                f"the messageId is {len(str(raw))} characters long; at most {MAX_MESSAGE_ID_LENGTH} are accepted "
+                "(a shortened id could match another event's)"
+            )
+            admissions.append(
+                Admission(refused=Result("", Outcome.REJECTED, 400, reason="message_id_too_long", error=error))
+            )
+            continue
+        message_id = message_id_of(event)
+        if not message_id:  # cannot be recognised again: always handled
+            admissions.append(Admission())
+            continue
+        digest = event_digest(event)
+        seen = firsts.setdefault(message_id, {})
+        if digest in seen:
+            admissions.append(Admission(message_id, digest, repeat_of=seen[digest]))
+            continue
+        admissions.append(Admission(message_id, digest, reused=bool(seen)))
+        seen[digest] = index
+    return admissions
 
 
 def process_events(events: list[Any], runtime: Runtime, *, deadline: Deadline) -> list[Result]:
     """Every event of a batch, in order of the answer. Events of one person run one after another in
-    timestamp order; different people run concurrently."""
-    if len(events) == 1:
-        return [process_one(events[0], runtime, deadline)]
-    from concurrent.futures import ThreadPoolExecutor  # only batches need it: kept off the cold path
+    timestamp order; different people run concurrently. The same event twice is handled once, and the
+    repeat answered from the first (marked duplicate)."""
+    admissions = admit(events)
+    results: list[Result | None] = [admission.refused for admission in admissions]
+    handled = [i for i, admission in enumerate(admissions) if admission.refused is None and admission.repeat_of is None]
+    if len(handled) == 1:
+        results[handled[0]] = process_one(events[handled[0]], runtime, deadline, admissions[handled[0]])
+    elif handled:
+        from concurrent.futures import ThreadPoolExecutor  # only batches need it: kept off the cold path
 
-    lanes = person_lanes(events, runtime.settings)
-    results: list[Result | None] = [None] * len(events)
+        wanted = set(handled)
+        lanes = [
+            lane
+            for lane in ([i for i in lane if i in wanted] for lane in person_lanes(events, runtime.settings))
+            if lane
+        ]
 
-    def run_lane(lane: list[int]) -> None:
-        for index in lane:
-            results[index] = process_one(events[index], runtime, deadline)
+        def run_lane(lane: list[int]) -> None:
+            for index in lane:
+                results[index] = process_one(events[index], runtime, deadline, admissions[index])
 
-    workers = max(1, min(runtime.settings.batch_concurrency, len(lanes)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-        list(pool.map(run_lane, lanes))
+        workers = max(1, min(runtime.settings.batch_concurrency, len(lanes)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
+            list(pool.map(run_lane, lanes))
+    for index, admission in enumerate(admissions):
+        if admission.repeat_of is not None:
+            first = results[admission.repeat_of]
+            if first is not None:
+                results[index] = replace(first, duplicate=True)
     return [result for result in results if result is not None]
 
 
@@ -113,10 +192,8 @@ def person_lanes(events: list[Any], settings: Settings) -> list[list[int]]:
         if not isinstance(plan, PlannedContact):
             continue
         stamps[index] = plan.timestamp
-        for field in IDENTIFIER_FIELDS:
-            value = plan.contact.get(field)
-            if not isinstance(value, str) or not value:
-                continue
+        for field in person_identifiers(plan.contact):
+            value = plan.contact[field]
             identifier = f"{field}:{value.lower() if field == 'email' else value}"
             if identifier in owner:
                 parent[root(index)] = root(owner[identifier])
@@ -134,29 +211,34 @@ def person_lanes(events: list[Any], settings: Settings) -> list[list[int]]:
     return lanes
 
 
-def process_one(event: Any, runtime: Runtime, deadline: Deadline) -> Result:
-    if not isinstance(event, dict):
-        # Refused, not accepted: the answer says so and nothing is parked.
-        return Result(
-            "",
-            Outcome.REJECTED,
-            400,
-            reason="not_an_event",
-            error=f"each event must be a JSON object, not {type(event).__name__}",
-        )
-    message_id = message_id_of(event)
+def process_one(event: dict[str, Any], runtime: Runtime, deadline: Deadline, admission: Admission) -> Result:
+    message_id = admission.message_id
     timing = runtime.settings.timing
     with correlate(message_id):
         guard = IdempotencyGuard(runtime.idempotency)
-        ticket = guard.begin(message_id, hold_seconds=deadline.remaining() + timing.ingest_reserve_seconds)
+        ticket = guard.begin(
+            message_id,
+            digest=admission.digest,
+            reused=admission.reused,
+            hold_seconds=deadline.remaining() + timing.ingest_reserve_seconds,
+        )
         if ticket.earlier is not None:
             return ticket.earlier
+        if ticket.reused:
+            logger.warning(
+                "another event already used this messageId; handled as a new event", extra={"messageId": message_id}
+            )
+            count("message_id_reused")
         late = "" if deadline.has(timing.min_delivery_window_seconds) else "deadline"
         try:
             result = attempt_event(event, runtime, deadline=deadline, skip_delivery_reason=late)
         except Exception:  # a bug must not lose the event: queue it for the retry function
             logger.exception("unexpected error while delivering; queueing the event", extra={"messageId": message_id})
             result = Result(message_id, Outcome.QUEUED, reason="internal_error")
+        if ticket.key and ticket.key != message_id:
+            # The envelope names the event by its record key, so the retry function finds its record.
+            result = replace(result, message_id=ticket.key)
         result = queue_or_park(event, result, runtime, attempts=int(result.attempted))
+        result = replace(result, message_id=message_id)
         guard.finish(ticket, result)
         return result

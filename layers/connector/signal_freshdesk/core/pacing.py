@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..observability import count
 from .backoff import retry_after_seconds
 from .model import Answer
 from .timing import MAX_SQS_DELAY_SECONDS
@@ -123,7 +124,9 @@ class RateBudget:
                     self._window_seen_at = now
                 self.remaining = remaining
                 self.total = _header_int(answer, "X-RateLimit-Total")
+                count("freshdesk_rate_remaining", remaining)  # a gauge: the dashboard shows its Minimum
             if answer.status == 429:
+                count("freshdesk_429")
                 wait = retry_after_seconds(answer)
                 wait = GATE_WITHOUT_RETRY_AFTER_SECONDS if wait is None else min(max(wait, 1), MAX_SQS_DELAY_SECONDS)
                 self._closed_until = max(self._closed_until, now + wait)

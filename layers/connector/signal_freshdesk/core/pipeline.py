@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from ..observability import logger
+from ..observability import count, logger
 from . import envelope
 from .backoff import backoff_delay
 from .delivery import deliver_contact
@@ -64,26 +64,46 @@ def queue_or_park(
             exhausted = attempts >= settings.max_attempts or now - first_seen >= settings.max_retry_age_seconds
             if exhausted:
                 runtime.queues.park(
-                    envelope.make_envelope(
-                        event, result, attempts=attempts, first_seen=first_seen, outcome=envelope.EXHAUSTED
+                    fitted(
+                        envelope.make_envelope(
+                            event, result, attempts=attempts, first_seen=first_seen, outcome=envelope.EXHAUSTED
+                        )
                     )
                 )
                 return replace(result, outcome=Outcome.REJECTED, reason="retries_exhausted")
             delay = backoff_delay(attempts, result.retry_after, base=settings.retry_base_seconds)
             runtime.queues.send_retry(
-                envelope.make_envelope(
-                    event, result, attempts=attempts, first_seen=first_seen, outcome=envelope.QUEUED
+                fitted(
+                    envelope.make_envelope(
+                        event, result, attempts=attempts, first_seen=first_seen, outcome=envelope.QUEUED
+                    )
                 ),
                 delay,
             )
             return replace(result, retry_after=delay)
         if result.outcome is Outcome.REJECTED:
             runtime.queues.park(
-                envelope.make_envelope(
-                    event, result, attempts=attempts, first_seen=first_seen, outcome=envelope.REJECTED
+                fitted(
+                    envelope.make_envelope(
+                        event, result, attempts=attempts, first_seen=first_seen, outcome=envelope.REJECTED
+                    )
                 )
             )
     except QueueError as exc:
         logger.error("event could not be secured", extra={"messageId": result.message_id, "error": str(exc)})
         return replace(result, outcome=Outcome.FAILED, error=str(exc))
     return result
+
+
+def fitted(message: dict[str, Any]) -> dict[str, Any]:
+    """The envelope reduced to fit one SQS message, if it must be (envelope.sqs_message): secured smaller
+    rather than refused by SQS, which would fail the event and have Signal send it again and again."""
+    sent = envelope.sqs_message(message)
+    if sent.reduced:
+        kept = not envelope.is_incomplete(sent.envelope)
+        logger.warning(
+            "envelope too large for SQS; reduced" + ("" if kept else ", without the event"),
+            extra={"messageId": message.get("messageId"), "event_kept": kept},
+        )
+        count("envelope_reduced")
+    return sent.envelope

@@ -5,8 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
+
+# A JSON escape such as "\ud800" gives Python a lone surrogate: text that is not Unicode, which no
+# log line, queue message or Freshdesk request can carry.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class BadRequest(Exception):
@@ -59,6 +64,12 @@ def parse_events(data: bytes, max_events: int) -> tuple[list[Any], bool]:
         raise BadRequest(400, f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except ValueError as exc:  # e.g. an integer longer than Python converts
         raise BadRequest(400, f"the body's JSON holds a value that cannot be read ({exc})"[:300]) from None
+    if not _all_text_is_unicode(parsed):
+        raise BadRequest(
+            400,
+            "the body's JSON holds text that is not valid Unicode: an escaped lone surrogate such as \\ud800 "
+            "in a key or a value; send UTF-8 text (a surrogate pair for characters beyond U+FFFF)",
+        )
     if isinstance(parsed, dict) and "batch" in parsed:
         parsed = parsed["batch"]
         if not isinstance(parsed, list):
@@ -76,3 +87,19 @@ def parse_events(data: bytes, max_events: int) -> tuple[list[Any], bool]:
     raise BadRequest(
         400, f"the body must be a JSON object (one event) or an array (a batch), not {type(parsed).__name__}"
     )
+
+
+def _all_text_is_unicode(value: Any) -> bool:
+    """Whether every string in a parsed JSON value, keys and values at any depth, is valid Unicode."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True

@@ -19,7 +19,7 @@ from . import envelope
 from .errors import QueueError
 from .idempotency import IdempotencyGuard
 from .model import Outcome, Result
-from .pipeline import attempt_event, queue_or_park
+from .pipeline import attempt_event, fitted, queue_or_park
 from .ports import Runtime
 from .report import report
 from .timing import Deadline
@@ -69,6 +69,9 @@ def retry_record(
     """Handle one SQS record. True when the record may be deleted (its event is final or secured again)."""
     parsed = envelope.parse_envelope(record.get("body"))
     if parsed is None:
+        incomplete = envelope.parse_incomplete(record.get("body"))
+        if incomplete is not None:
+            return park_incomplete(incomplete, record, runtime)
         return park_unreadable(record, runtime)
     state = envelope.retry_state(parsed, now=runtime.clock.time())
     with correlate(state.message_id):
@@ -150,8 +153,25 @@ def _paced_by_budget(
 def park_unreadable(record: Mapping[str, Any], runtime: Runtime) -> bool:
     logger.error("retry message is not an envelope; parking it", extra={"sqsMessageId": record.get("messageId")})
     try:
-        runtime.queues.park(envelope.unreadable_envelope(record.get("body"), now=runtime.clock.time()))
+        runtime.queues.park(fitted(envelope.unreadable_envelope(record.get("body"), now=runtime.clock.time())))
     except QueueError:
         return False
     count("unreadable_message")
     return True
+
+
+def park_incomplete(parked: dict[str, Any], record: Mapping[str, Any], runtime: Runtime) -> bool:
+    """An envelope that was too large for SQS and kept no event: nothing to deliver. Parked as unreadable,
+    with its ids, attempts and last error, so the DLQ still says which event was lost and why."""
+    message_id = str(parked.get("messageId") or "")
+    with correlate(message_id):
+        logger.error(
+            "retry message kept no event (too large for SQS); parking it",
+            extra={"messageId": message_id, "sqsMessageId": record.get("messageId")},
+        )
+        try:
+            runtime.queues.park({**parked, "outcome": envelope.UNREADABLE})
+        except QueueError:
+            return False
+        count("unreadable_message")
+        return True

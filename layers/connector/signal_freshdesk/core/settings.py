@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import phonenumbers
 
@@ -97,7 +99,7 @@ class Settings:
             secret_id=env.get("FRESHDESK_SECRET_ID", "").strip(),
             retry_queue_url=env.get("RETRY_QUEUE_URL", "").strip(),
             dlq_url=env.get("DLQ_URL", "").strip(),
-            base_url_override=env.get("FRESHDESK_BASE_URL", "").strip().rstrip("/"),
+            base_url_override=_loopback_base_url(env),
             default_phone_region=region,
             consent_mode=consent_mode,
             max_attempts=_int(env, "MAX_ATTEMPTS", cls.max_attempts, minimum=1),
@@ -126,6 +128,46 @@ class Settings:
                 env, "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS", cls.signature_tolerance_seconds
             ),
         )
+
+
+# FRESHDESK_BASE_URL replaces https://{domain}.freshdesk.com, and every call to it carries the API key: it is
+# honoured only for a Freshdesk on this machine (the sandbox, the tests, make serve), never for another host.
+_LOOPBACK_NAMES = ("localhost",)
+# Under `sam local` (which sets AWS_SAM_LOCAL=true in its containers) the machine running the sandbox is
+# reachable from inside Docker only by this name (events/env.local.json); a deployed function never has it.
+_SAM_LOCAL_HOST = "host.docker.internal"
+
+
+def _loopback_base_url(env: Mapping[str, str]) -> str:
+    raw = env.get("FRESHDESK_BASE_URL", "").strip().rstrip("/")
+    if not raw:
+        return ""
+    refusal = (
+        "FRESHDESK_BASE_URL may only point at a Freshdesk stand-in on this machine (http://127.0.0.1:PORT, "
+        "localhost or [::1]); leave it empty to use https://{domain}.freshdesk.com"
+    )
+    try:
+        url = urlsplit(raw)
+        host = (url.hostname or "").lower()
+        url.port  # noqa: B018 - validates the port: ValueError when it is not a number in range
+    except ValueError:
+        raise ConfigError(f"{refusal}; the value is not a valid URL") from None
+    if url.scheme not in ("http", "https"):
+        raise ConfigError(f"{refusal}; the scheme must be http or https, not {url.scheme or '(none)'!r}")
+    if url.username is not None or url.password is not None:
+        raise ConfigError(f"{refusal}; the URL must not hold credentials")
+    if host in _LOOPBACK_NAMES or _is_loopback_ip(host):
+        return raw
+    if host == _SAM_LOCAL_HOST and env.get("AWS_SAM_LOCAL", "").strip().lower() == "true":
+        return raw
+    raise ConfigError(f"{refusal}; host {host or '(none)'!r} is not loopback")
+
+
+def _is_loopback_ip(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:

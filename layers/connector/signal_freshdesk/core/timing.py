@@ -2,12 +2,18 @@
 
 Every wait and every "is there still time?" question in the core goes through a `Deadline`, and every
 margin is a field of `TimingPolicy`, so the numbers live in one place.
+
+The adapters whose calls the core does not hand a deadline (the idempotency store and the identity map)
+read the invocation under way from `current_invocation()`: the entry modules set it with `invocation()`.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,3 +75,57 @@ def retry_deadline(policy: TimingPolicy, context: Any, clock: Callable[[], float
     """When the retry function stops starting work: its timeout less the reserve."""
     budget = lambda_remaining_seconds(context, policy.retry_default_seconds)
     return Deadline.after(budget - policy.retry_reserve_seconds, clock)
+
+
+@dataclass(frozen=True, eq=False)
+class Invocation:
+    """The time of one Lambda invocation, as the adapters see it: `deadline` is the core's (when delivery
+    stops), `reserve` what is kept after it to secure what is left (queue it, record it), and
+    `min_delivery_window` what an event needs before `deadline` to be sent at all."""
+
+    deadline: Deadline
+    reserve: float
+    min_delivery_window: float
+
+    def call_seconds(self) -> float:
+        """How long a call may still take: until the end of the reserve."""
+        return self.deadline.remaining() + self.reserve
+
+    def may_claim(self) -> bool:
+        """Whether an event claimed now could still be delivered (else it is queued, and needs no claim)."""
+        return self.deadline.has(self.min_delivery_window)
+
+
+_current_invocation: ContextVar[Invocation | None] = ContextVar("signal_freshdesk_invocation", default=None)
+_active: list[Invocation] = []
+_active_lock = threading.Lock()
+
+
+@contextmanager
+def invocation(deadline: Deadline, *, reserve: float, min_delivery_window: float) -> Iterator[Invocation]:
+    """Mark the invocation under way, for the adapters' calls made on its behalf (the entry modules)."""
+    current = Invocation(deadline, reserve, min_delivery_window)
+    token = _current_invocation.set(current)
+    with _active_lock:
+        _active.append(current)
+    try:
+        yield current
+    finally:
+        with _active_lock:
+            _active.remove(current)
+        _current_invocation.reset(token)
+
+
+def current_invocation() -> Invocation | None:
+    """The invocation this thread works for: its context's, else the active one that ends last.
+
+    The fallback serves a batch's worker threads, which do not inherit the context of the thread that
+    started them. Lambda runs one invocation at a time per container, so there it is exact; where one
+    process runs several at once (the local tools), the latest end is used, which never cuts a call
+    shorter than its own invocation would.
+    """
+    found = _current_invocation.get()
+    if found is not None:
+        return found
+    with _active_lock:
+        return max(_active, key=lambda item: item.deadline.at + item.reserve, default=None)

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..core.errors import ConfigError
 from ..core.ingest import configuration_failed, handle_webhook
-from ..core.timing import ingest_deadline
+from ..core.timing import ingest_deadline, invocation
 from ..runtime import get_runtime
 
 
@@ -16,5 +16,10 @@ def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         runtime = get_runtime()
     except ConfigError as exc:
         return configuration_failed(exc)
-    deadline = ingest_deadline(runtime.settings.timing, context, runtime.clock.monotonic)
-    return handle_webhook(event, runtime, deadline=deadline)
+    timing = runtime.settings.timing
+    deadline = ingest_deadline(timing, context, runtime.clock.monotonic)
+    # The store adapters bound their calls by this invocation's time (core.timing.current_invocation).
+    with invocation(
+        deadline, reserve=timing.ingest_reserve_seconds, min_delivery_window=timing.min_delivery_window_seconds
+    ):
+        return handle_webhook(event, runtime, deadline=deadline)
