@@ -350,7 +350,8 @@ def test_a_phone_only_person_another_invocation_is_creating_is_queued_not_create
 def test_people_sharing_a_phone_are_not_one_person(ports):
     post(ports, identify("m-1", at=T1, user_id="usr-1", email="jane@example.com", name="Jane", phone="07700 900123"))
     ports.freshdesk.calls.clear()
-    status, body = post(ports, identify("m-2", at=T2, user_id="usr-2", email="john@example.com", name="John",
-                                        phone="07700 900123"))
+    status, body = post(
+        ports, identify("m-2", at=T2, user_id="usr-2", email="john@example.com", name="John", phone="07700 900123")
+    )
     assert (status, body["outcome"]) == (201, "delivered")  # John is created, not taken for Jane
     assert ports.freshdesk.methods() == ["create"]

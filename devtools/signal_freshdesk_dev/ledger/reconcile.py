@@ -629,7 +629,9 @@ class PersonCheck:
             for item in self.items:
                 if item.minute >= withdrawal.minute or item.consent is not True:
                     continue
-                for call in self.ev.writes.get(item.message_id, []):
+                writes = self.ev.writes.get(item.message_id, [])
+                landed = [c for c in writes if c["status"] is not None and 200 <= c["status"] < 300]
+                for call in landed + [c for c in writes if c not in landed]:
                     tags = call["body"].get("tags")
                     if (
                         call["started"] > looked

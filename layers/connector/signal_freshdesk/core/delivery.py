@@ -137,20 +137,35 @@ class ContactSync:
         if "name" not in contact:  # a withdrawal planned without a name is never a create
             return self._result(Outcome.DROPPED, reason=DropReason.MISSING_NAME.value)
         phone_only = "phone" in contact and not any(k in contact for k in ("email", "unique_external_id"))
-        if phone_only:
-            # Freshdesk does not refuse a second contact with the same phone (no 409): look it up first,
-            # and hold the person in the map meanwhile, so a concurrent invocation does not create them too.
-            if not self._claim():
-                return self._result(Outcome.QUEUED, reason="person_busy", retry_after=PERSON_BUSY_DELAY_SECONDS)
-            while True:
-                answer = self._call(self.freshdesk.find_contacts, "phone", contact["phone"])
-                verdict = self._settle(judge_phone_lookup(self.planned.operation, answer), answer, contact)
-                if verdict.action is not Action.REAUTH:
-                    break
-            if verdict.action is Action.UPDATE and verdict.contact_id is not None:
-                return self._update(verdict.contact_id, None)
-            if verdict.action is Action.DONE:
-                return self._done(verdict, answer)
+        if not phone_only:
+            return self._create_contact(contact)
+        # Freshdesk does not refuse a second contact with the same phone (no 409): look it up first, and
+        # hold the person in the map meanwhile, so a concurrent invocation does not create them too.
+        if not self._claim():
+            return self._result(Outcome.QUEUED, reason="person_busy", retry_after=PERSON_BUSY_DELAY_SECONDS)
+        try:
+            result = self._create_phone_only(contact)
+        except _Finished as finished:
+            result = finished.result
+        if result.outcome is Outcome.CONFLICT and result.contact_id is not None:
+            self._remember(Known(result.contact_id))  # a Signed Up of a phone Freshdesk already has
+        elif result.outcome in (Outcome.QUEUED, Outcome.REJECTED, Outcome.DROPPED, Outcome.CONFLICT):
+            self._forget()  # nothing remembered: let the hold go at once, so a retry is not kept waiting
+        return result
+
+    def _create_phone_only(self, contact: dict[str, Any]) -> Result:
+        while True:
+            answer = self._call(self.freshdesk.find_contacts, "phone", contact["phone"])
+            verdict = self._settle(judge_phone_lookup(self.planned.operation, answer), answer, contact)
+            if verdict.action is not Action.REAUTH:
+                break
+        if verdict.action is Action.UPDATE and verdict.contact_id is not None:
+            return self._update(verdict.contact_id, None)
+        if verdict.action is Action.DONE:
+            return self._done(verdict, answer)
+        return self._create_contact(contact)
+
+    def _create_contact(self, contact: dict[str, Any]) -> Result:
         while True:
             answer = self._call(self.freshdesk.create_contact, contact)
             verdict = judge_create(self.planned.operation, answer, contact)
