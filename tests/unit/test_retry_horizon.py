@@ -226,7 +226,8 @@ def test_any_answer_below_500_means_freshdesk_is_up(status):
     clock = FakeClock()
     budget = RateBudget(clock=clock.monotonic)
     budget.observe(down())
-    budget.observe(down(None))
+    assert budget.outage.admit(10) == 0  # the probe
+    budget.observe(down(None))  # which fails too
     assert budget.outage.down and budget.outage.admit(10) == 10
     budget.observe(Answer(status, {}))
     assert not budget.outage.down and budget.outage.admit(10) == 0
@@ -281,3 +282,24 @@ def test_events_queued_by_a_429_with_retry_after_1_are_delivered_a_second_later(
     assert ports.clock.slept == []  # not held back for the rest of a guessed 60 s window
     assert ports.queues.retries == [] and len(ports.freshdesk.calls) == 5
     assert all(ports.store.records[f"q-{i}"].summary["outcome"] == "delivered" for i in range(4))
+
+
+def test_failures_of_calls_already_in_flight_count_once_not_each():
+    from signal_freshdesk.core.pacing import OutageGate
+
+    clock = FakeClockForGate()
+    gate = OutageGate(clock)
+    for _ in range(30):  # a batch's concurrent calls all failing in the same second
+        gate.observe(Answer(503, "down"))
+    assert gate.failures == 1
+    assert gate.admit(base=10) == 0  # the next call probes at once
+    gate.observe(Answer(503, "down"))  # the probe fails
+    assert gate.failures == 2 and gate.admit(base=10) == pytest.approx(10)
+
+
+class FakeClockForGate:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -355,3 +355,13 @@ def test_people_sharing_a_phone_are_not_one_person(ports):
     )
     assert (status, body["outcome"]) == (201, "delivered")  # John is created, not taken for Jane
     assert ports.freshdesk.methods() == ["create"]
+
+
+def test_an_older_grant_after_a_withdrawal_of_a_person_without_a_contact_is_stale(ports):
+    status, body = post(ports, identify("m-withdraw", at=T2, consent=False))
+    assert body["reason"] == "consent_denied"
+    ports.freshdesk.calls.clear()
+    status, body = post(ports, identify("m-older-grant", at=T1, name="Jane Doe"))
+    assert (status, body["outcome"]) == (200, "stale")
+    assert ports.freshdesk.calls == []  # not created, and never tagged after the withdrawal
+    assert post(ports, identify("m-newer-grant", at=T3, name="Jane Doe"))[1]["outcome"] == "delivered"

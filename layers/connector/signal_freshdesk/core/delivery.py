@@ -117,9 +117,10 @@ class ContactSync:
         planned = self.planned
         known = self._find()
         withdrawing = planned.consent is Consent.DENIED
+        if known is not None and is_older(planned.timestamp, known.newest):
+            # Also for a person known to have no contact: an older grant must not undo a withdrawal.
+            return self._result(Outcome.STALE, contact_id=known.contact_id, reason="older_than_applied")
         if known is not None and known.contact_id is not None:
-            if is_older(planned.timestamp, known.newest):
-                return self._result(Outcome.STALE, contact_id=known.contact_id, reason="older_than_applied")
             if known.deleted:
                 return self._result(Outcome.DELETED_IN_FRESHDESK, contact_id=known.contact_id)
             if withdrawing:
@@ -328,6 +329,7 @@ class ContactSync:
     def _withdraw_unknown(self, known: Known | None) -> Result:
         """A person the map does not know (or knows to have no contact): one lookup at most."""
         if known is not None:  # looked up before: Freshdesk had no contact for them
+            self._remember(replace(known, newest=newer_of(self.planned.timestamp, known.newest)))
             return self._result(Outcome.DROPPED, reason=DropReason.CONSENT_DENIED.value)
         contact = self.planned.contact
         field = next((name for name in LOOKUP_ORDER if isinstance(contact.get(name), str)), None)
@@ -339,7 +341,7 @@ class ContactSync:
             if verdict.action is not Action.REAUTH:
                 break
         if verdict.action is Action.CREATE:
-            self._remember(Known(None))
+            self._remember(Known(None, newest=self.planned.timestamp))
             return self._result(Outcome.DROPPED, reason=DropReason.CONSENT_DENIED.value)
         if verdict.action is Action.UPDATE and verdict.contact_id is not None:
             found = next(c for c in answer.body if isinstance(c, dict) and c.get("id") == verdict.contact_id)

@@ -60,13 +60,17 @@ class OutageGate:
     def observe(self, answer: Answer) -> None:
         now = self._clock()
         with self._lock:
-            self._probe_started = None
-            if answer.status is None or answer.status >= 500:
+            if answer.status is not None and answer.status < 500:
+                self.failures, self._probe_started = 0, None
+                return
+            # One failure per round: the first one, then the probe's. The answers of calls that were
+            # already in flight (a batch, the ingest function) say nothing new about the outage, and
+            # counting them would push the next probe out by minutes after a few seconds of trouble.
+            if self.failures == 0 or self._probe_started is not None:
                 self.failures += 1
-                self.last_status = answer.status
                 self._failed_at = now
-            else:
-                self.failures = 0
+            self.last_status = answer.status
+            self._probe_started = None
 
     def admit(self, base: float) -> float:
         """0: call Freshdesk now (it is up, or this caller is the probe and holds it until an answer is
