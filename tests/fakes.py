@@ -186,20 +186,25 @@ class FakeIdentityMap:
             self._check("remember")
             for key in keys:
                 self.entries[key] = known
+                self.claims.discard(key)
 
     def forget(self, keys: list[str]) -> None:
         with self._lock:
             self._check("forget")
             for key in keys:
                 self.entries.pop(key, None)
+                self.claims.discard(key)
 
     def claim(self, keys: list[str], hold_seconds: float) -> bool:
         with self._lock:
             self._check("claim")
-            known = self.entries.get(keys[0]) if keys else None
-            if not keys or (known is not None and known.contact_id is not None) or keys[0] in self.claims:
-                return False
-            self.claims.add(keys[0])
+            for key in keys:
+                known = self.entries.get(key)
+                if (known is not None and known.contact_id is not None) or key in self.claims:
+                    return False
+            self.claims.update(keys)
+            for key in keys:
+                self.entries.pop(key, None)  # a hold replaces a "looked up, no contact" entry
             return True
 
 

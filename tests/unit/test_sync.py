@@ -365,3 +365,21 @@ def test_an_older_grant_after_a_withdrawal_of_a_person_without_a_contact_is_stal
     assert (status, body["outcome"]) == (200, "stale")
     assert ports.freshdesk.calls == []  # not created, and never tagged after the withdrawal
     assert post(ports, identify("m-newer-grant", at=T3, name="Jane Doe"))[1]["outcome"] == "delivered"
+
+
+def test_an_unknown_person_another_invocation_is_creating_waits_and_then_finds_them_known(ports):
+    from signal_freshdesk.core.identity import IdentityKeys, identity_key_from_secret
+    from tests.fakes import SECRET
+
+    keys = IdentityKeys(identity_key_from_secret(SECRET["webhook_token"])).keys_for(
+        {"unique_external_id": "usr-1", "email": "jane@example.com"}
+    )
+    ports.identity_map.claims.add(keys[1])  # another invocation is creating Jane (held by her email)
+    status, body = post(ports, identify("m-old", at=T1, name="Jane Older"))
+    assert (status, body["reason"]) == (202, "person_busy") and ports.freshdesk.calls == []
+    assert not ports.identity_map.claims - {keys[1]}  # nothing of this attempt is left held
+    # The other invocation finishes: Jane is known with a newer event, so the waiting one is stale.
+    from signal_freshdesk.core.identity import Known
+
+    ports.identity_map.remember(keys, Known(7, newest=T3, has_tag=True, external_id="", digest=""))
+    assert post(ports, identify("m-old-again", at=T1, name="Jane Older"))[1]["outcome"] == "stale"

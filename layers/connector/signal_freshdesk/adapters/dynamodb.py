@@ -296,8 +296,18 @@ class DynamoDBIdentityMap:
         self._write([{"DeleteRequest": {"Key": {"id": {"S": key}}}} for key in dict.fromkeys(keys)])
 
     def claim(self, keys: list[str], hold_seconds: float) -> bool:
-        if not keys:
-            return True
+        """Hold every key of the person, one conditional write each; on a refusal the keys already
+        taken are let go, so a person is held whole or not at all."""
+        taken: list[str] = []
+        for key in dict.fromkeys(keys):
+            if not self._claim_one(key, hold_seconds):
+                if taken:
+                    self.forget(taken)
+                return False
+            taken.append(key)
+        return True
+
+    def _claim_one(self, key: str, hold_seconds: float) -> bool:
         now = int(self.clock())
         try:
             self.client.call(
@@ -305,10 +315,11 @@ class DynamoDBIdentityMap:
                 {
                     "TableName": self.table,
                     "Item": {
-                        "id": {"S": keys[0]},
+                        "id": {"S": key},
                         "claimed_until": {"N": str(now + max(1, int(hold_seconds) + 1))},
                         "expiration": {"N": str(now + self.ttl_seconds)},
                     },
+                    # Free: no item, an expired one, a hold that ran out, or "looked up, no contact".
                     "ConditionExpression": (
                         "attribute_not_exists(id) OR expiration < :now OR claimed_until < :now"
                         " OR (attribute_not_exists(contact_id) AND attribute_not_exists(claimed_until))"

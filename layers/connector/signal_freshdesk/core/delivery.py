@@ -109,6 +109,7 @@ class ContactSync:
         self.keys = IdentityKeys(identity_key_from_secret(self.creds.webhook_token, self.creds.identity_key))
         self.person_keys = self.keys.keys_for(planned.contact) if identity_map is not None else []
         self.reauthenticated = False
+        self.remembered = False
         self.attempted = False
         self.dropped: tuple[str, ...] = ()
 
@@ -138,20 +139,20 @@ class ContactSync:
         if "name" not in contact:  # a withdrawal planned without a name is never a create
             return self._result(Outcome.DROPPED, reason=DropReason.MISSING_NAME.value)
         phone_only = "phone" in contact and not any(k in contact for k in ("email", "unique_external_id"))
-        if not phone_only:
-            return self._create_contact(contact)
-        # Freshdesk does not refuse a second contact with the same phone (no 409): look it up first, and
-        # hold the person in the map meanwhile, so a concurrent invocation does not create them too.
+        # A person nobody knows yet is held in the map while this invocation creates (or finds) them, so
+        # a concurrent invocation neither creates them twice (Freshdesk allows two contacts with one phone)
+        # nor applies an older event over this one: it waits, then finds the person known.
         if not self._claim():
             return self._result(Outcome.QUEUED, reason="person_busy", retry_after=PERSON_BUSY_DELAY_SECONDS)
         try:
-            result = self._create_phone_only(contact)
+            result = self._create_phone_only(contact) if phone_only else self._create_contact(contact)
         except _Finished as finished:
             result = finished.result
-        if result.outcome is Outcome.CONFLICT and result.contact_id is not None:
-            self._remember(Known(result.contact_id))  # a Signed Up of a phone Freshdesk already has
-        elif result.outcome in (Outcome.QUEUED, Outcome.REJECTED, Outcome.DROPPED, Outcome.CONFLICT):
-            self._forget()  # nothing remembered: let the hold go at once, so a retry is not kept waiting
+        if not self.remembered:
+            if result.outcome is Outcome.CONFLICT and result.contact_id is not None:
+                self._remember(Known(result.contact_id))  # a Signed Up of a contact Freshdesk already has
+            else:
+                self._forget()  # nothing to remember: let the hold go at once, so a retry is not kept waiting
         return result
 
     def _create_phone_only(self, contact: dict[str, Any]) -> Result:
@@ -435,6 +436,7 @@ class ContactSync:
             return
         try:
             self.map.remember(self.person_keys, known)
+            self.remembered = True
         except StoreUnavailable as exc:
             self._map_failed(exc)
 
