@@ -717,3 +717,18 @@ def test_dlq_alarm_fires_well_before_sqs_expires_parked_events(template: dict[st
     assert alarm["Statistic"] == "Maximum" and alarm["ComparisonOperator"] == "GreaterThanThreshold"
     # At least three days left to act once it fires.
     assert alarm["Threshold"] + alarm["Period"] * alarm["EvaluationPeriods"] <= retention - 3 * 86400, alarm
+
+
+def test_the_secrets_extension_is_the_default_from_a_mapping_of_aws_arm64_layers(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["SecretsExtensionLayerArn"]
+    assert parameter["Default"] == "auto"
+    layers = template["Mappings"]["SecretsExtensionLayers"]
+    assert {"us-east-1", "eu-west-1", "eu-west-2", "ap-southeast-2", "sa-east-1"} <= set(layers)
+    for region, entry in layers.items():
+        arn = entry["Arm64"]
+        assert f":lambda:{region}:" in arn and ":layer:AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:" in arn, arn
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["SECRETS_EXTENSION"] == {"Fn::If": ["HasSecretsExtension", "on", "off"]}
+    assert template["Conditions"]["HasSecretsExtension"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "SecretsExtensionLayerArn"}, "none"]}]
+    }
