@@ -30,8 +30,7 @@ from typing import Any
 
 from ..apigw import LOCAL_WEBHOOK_TOKEN
 from ..handlers import REPO_ROOT
-from ..local_aws import REGION, StackResources
-from .measure import CHILD, child_env, empty_queue, log, queue_depth
+from .measure import CHILD, child_env, fresh_stack, log, queue_depth
 from .model import (
     CALLS_ARRIVAL_PER_WINDOW,
     CALLS_BATCH_SIZES,
@@ -171,7 +170,6 @@ def measure_calls(services: BenchServices, figures: Figures, *, events: int = CA
 
 
 def run_path(services: BenchServices, *, events: int, people: int, identity_map: bool) -> dict[str, Any]:
-    import boto3
 
     label = "with the identity map" if identity_map else "without the identity map"
     tag = ("m" if identity_map else "n") + format(int(time.time() * 1000) % 10**8, "x")
@@ -182,19 +180,7 @@ def run_path(services: BenchServices, *, events: int, people: int, identity_map:
         f"calls ({label}): {events} identified events of {people} people in {len(requests)} webhook calls, "
         f"{rate:.1f} events/s, limit {CALLS_LIMIT} per {CALLS_WINDOW:g} s ..."
     )
-    info = services.info
-    resources = StackResources(**info["resources"])
-    sqs = boto3.client(
-        "sqs",
-        region_name=REGION,
-        endpoint_url=info["aws_endpoint"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        aws_session_token="testing",
-    )
-    for url in (resources.retry_queue_url, resources.dlq_url):
-        empty_queue(sqs, url)
-    services.call("reset")
+    resources, sqs = fresh_stack(services)
     services.call("rate_limit", CALLS_LIMIT, CALLS_WINDOW)
     # The rate window scaled as the sandbox's is (Freshdesk: a minute); everything else as deployed.
     env = child_env(services, identity_map=identity_map, FRESHDESK_RATE_WINDOW_SECONDS=f"{CALLS_WINDOW:g}")

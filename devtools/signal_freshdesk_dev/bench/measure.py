@@ -366,14 +366,10 @@ def empty_queue(sqs: Any, url: str) -> None:
             time.sleep(5)
 
 
-def measure_drain(services: BenchServices, figures: Figures, *, unpaced: bool = False) -> dict[str, Any]:
+def fresh_stack(services: BenchServices) -> tuple[StackResources, Any]:
+    """The services' stack with both queues emptied and the sandbox reset, and an SQS client for it."""
     import boto3
 
-    label = "unpaced (before)" if unpaced else "paced"
-    log(
-        f"drain ({label}): {DRAIN_BACKLOG} queued events, {DRAIN_POLLERS} pollers, "
-        f"limit {DRAIN_LIMIT} per {DRAIN_WINDOW:g} s ..."
-    )
     info = services.info
     resources = StackResources(**info["resources"])
     sqs = boto3.client(
@@ -387,6 +383,17 @@ def measure_drain(services: BenchServices, figures: Figures, *, unpaced: bool = 
     for url in (resources.retry_queue_url, resources.dlq_url):
         empty_queue(sqs, url)
     services.call("reset")
+    return resources, sqs
+
+
+def measure_drain(services: BenchServices, figures: Figures, *, unpaced: bool = False) -> dict[str, Any]:
+
+    label = "unpaced (before)" if unpaced else "paced"
+    log(
+        f"drain ({label}): {DRAIN_BACKLOG} queued events, {DRAIN_POLLERS} pollers, "
+        f"limit {DRAIN_LIMIT} per {DRAIN_WINDOW:g} s ..."
+    )
+    resources, sqs = fresh_stack(services)
     prefix = uuid.uuid4().hex[:8]
     now = time.time()
     entries = []

@@ -243,24 +243,9 @@ class ContactSync:
             )
             outcome = Outcome.IDENTITY_MISMATCH if mismatch else Outcome.UNCHANGED
             return self._result(outcome, contact_id=contact_id)
-        verdict: Verdict
-        answer: Answer
-        while True:
-            answer = self._call(self.freshdesk.update_contact, contact_id, body)
-            verdict = judge_update(answer, body)
-            if verdict.action is Action.RESEND_WITHOUT and not self.dropped:
-                self.dropped = verdict.fields
-                body = without_fields(body, verdict.fields)
-                continue
-            if verdict.action is Action.CREATE:  # 404: the known id no longer exists
-                return self._create_after_forgetting()
-            if verdict.outcome is Outcome.DELETED_IN_FRESHDESK:
-                self._remember(Known(contact_id, deleted=True))
-                return self._result(Outcome.DELETED_IN_FRESHDESK, status=answer.status, contact_id=contact_id)
-            verdict = self._settle(verdict, answer, body)
-            if verdict.action is Action.REAUTH:
-                continue
-            break
+        verdict, answer, body = self._put(contact_id, body, may_drop_fields=True)
+        if verdict.action is Action.CREATE:  # 404: the known id no longer exists
+            return self._create_after_forgetting()
         if verdict.outcome is Outcome.UPDATED:
             self._remember(
                 Known(
@@ -307,19 +292,10 @@ class ContactSync:
         body = {"tags": without_tag(current.get("tags"), CONSENT_TAG)}
         verdict: Verdict
         answer: Answer
-        while True:
-            answer = self._call(self.freshdesk.update_contact, contact_id, body)
-            verdict = judge_update(answer, body)
-            if verdict.action is Action.CREATE:
-                self._forget()
-                return self._result(Outcome.DROPPED, reason=DropReason.CONSENT_DENIED.value)
-            if verdict.outcome is Outcome.DELETED_IN_FRESHDESK:
-                self._remember(Known(contact_id, deleted=True))
-                return self._result(Outcome.DELETED_IN_FRESHDESK, status=answer.status, contact_id=contact_id)
-            verdict = self._settle(verdict, answer, body)
-            if verdict.action is Action.REAUTH:
-                continue
-            break
+        verdict, answer, _ = self._put(contact_id, body, may_drop_fields=False)
+        if verdict.action is Action.CREATE:  # 404: the contact is gone, so is our tag
+            self._forget()
+            return self._result(Outcome.DROPPED, reason=DropReason.CONSENT_DENIED.value)
         if verdict.outcome is Outcome.UPDATED:
             self._remember(
                 Known(contact_id, newest, has_tag=False, external_id=external, digest=known.digest if known else "")
@@ -363,6 +339,27 @@ class ContactSync:
         self.rate.observe(answer)
         count("freshdesk_call")
         return answer
+
+    def _put(
+        self, contact_id: int, body: dict[str, Any], *, may_drop_fields: bool
+    ) -> tuple[Verdict, Answer, dict[str, Any]]:
+        """`PUT /contacts/{id}` until it is settled: the verdict (CREATE for a 404, which the caller
+        decides on), the answer and the body finally sent. A 405 (deleted in Freshdesk) ends the event."""
+        while True:
+            answer = self._call(self.freshdesk.update_contact, contact_id, body)
+            verdict = judge_update(answer, body)
+            if verdict.action is Action.RESEND_WITHOUT and may_drop_fields and not self.dropped:
+                self.dropped = verdict.fields
+                body = without_fields(body, verdict.fields)
+                continue
+            if verdict.action is Action.CREATE:
+                return verdict, answer, body
+            if verdict.outcome is Outcome.DELETED_IN_FRESHDESK:
+                self._remember(Known(contact_id, deleted=True))
+                raise _Finished(self._result(Outcome.DELETED_IN_FRESHDESK, status=answer.status, contact_id=contact_id))
+            verdict = self._settle(verdict, answer, body)
+            if verdict.action is not Action.REAUTH:
+                return verdict, answer, body
 
     def _read(self, contact_id: int) -> dict[str, Any] | None:
         """The contact as Freshdesk holds it, or None when the id does not exist."""
