@@ -1,4 +1,4 @@
-"""Issue 10: an envelope reduced to fit SQS without its event is listed with its ids, never replayed,
+"""An envelope reduced to fit SQS without its event is listed with its ids, never replayed,
 and explained as such."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 10 (hardening): every outside call keeps within the invocation's time, and a queued event always
+"""Every outside call keeps within the invocation's time, and a queued event always
 fits one SQS message.
 
 - DynamoDB that accepts connections and never answers: a batch of 100 took 40 s, past API Gateway's

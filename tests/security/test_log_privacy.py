@@ -111,8 +111,8 @@ def test_representative_flows_log_no_personal_data_and_keep_message_id_and_outco
         "batch": (200, None),
         "config": (503, "error"),
     }
-    # contact data was in play: issue 10 changed this rule. The answer carried Freshdesk's whole error body
-    # (whose message echoed the email); it now carries its codes and field names only, never the texts.
+    # Contact data was in play: Freshdesk's message echoed the email. The answer carries its codes and
+    # field names only, never the texts.
     rejected = json.dumps(answers["rejected"][1])
     assert "priya" not in rejected.lower() and "7946" not in rejected
     assert answers["rejected"][1]["freshdesk"] == {

@@ -440,7 +440,7 @@ def test_the_identity_map_table_expires_people_and_the_functions_only_read_and_w
 
 
 # --------------------------------------------------------------------------------------------
-# (4) Hardening (issue 10)
+# (4) Hardening: roles, encryption, retention, checkov, the operator's view
 # --------------------------------------------------------------------------------------------
 def _role_statements(template: dict[str, Any], role: str) -> list[tuple[str | None, dict[str, Any]]]:
     props = template["Resources"][role]["Properties"]

@@ -1,4 +1,4 @@
-"""Issue 10 (hardening): a retry or DLQ envelope always fits one SQS message, and reads back the same.
+"""A retry or DLQ envelope always fits one SQS message, and reads back the same.
 
 SQS takes at most 256 KiB (body and attributes, in UTF-8) and refuses some characters. A 361 KB body full
 of emoji used to make a 590 KB envelope (texts of 4,096 characters, 12 bytes per emoji with ensure_ascii):

@@ -1,4 +1,4 @@
-"""Issue 10, "Hardening": the request-handling findings, each pinned against the in-memory port fakes.
+"""Hardening of request handling, each finding pinned against the in-memory port fakes.
 
 1. an escaped lone surrogate in the body is a 400, not a 503 or a poisoned Freshdesk call;
 2. the duplicate check knows the event, not only its messageId (digest in the record; ids over 128

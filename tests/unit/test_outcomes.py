@@ -464,8 +464,7 @@ def test_retry_after_missing_is_none(headers):
     assert retry_after_seconds(Answer(429, headers=headers)) is None
 
 
-# Issue 10 changed this rule: an HTTP-date is no longer garbage (see the tests below); a date-like text
-# that is no date still is.
+# An HTTP-date is read (see the tests below); a date-like text that is no date is garbage.
 @pytest.mark.parametrize("raw", ["", "soon", "12s", "Wed, 99 Foo 2015 07:28:00 GMT", "nan"])
 def test_retry_after_garbage_is_none(raw):
     assert retry_after_seconds(Answer(429, headers={"Retry-After": raw})) is None

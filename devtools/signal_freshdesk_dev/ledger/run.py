@@ -28,7 +28,16 @@ from ..handlers import ingest_handler, retry_handler
 from ..logcapture import LogCapture, connector_logger, record_fields
 from .chaos import BASE_RATE_LIMIT, Chaos, InvocationLost, SimulatedKill
 from .config import LedgerConfig
-from .reconcile import LedgerReport, Observed, reconcile
+from .reconcile import (
+    BATCH_CRASHED,
+    BATCH_KILLED,
+    BATCH_RAISED,
+    DELETED,
+    RECORD_RETURNED,
+    LedgerReport,
+    Observed,
+    reconcile,
+)
 from .stream import SignalRequest, build_stream
 
 
@@ -330,18 +339,43 @@ class Run:
         except SimulatedKill:
             with self.lock:
                 self.seen.retry["killed mid-batch"] += 1
+            self.note_receipts(event, BATCH_KILLED)
             raise RuntimeError("the retry invocation was killed mid-batch") from None
         except Exception as exc:  # not injected: the handler itself raised (the batch returns)
             with self.lock:
                 self.seen.handler_errors.append(f"retry invocation: {type(exc).__name__}: {exc}")
+            self.note_receipts(event, BATCH_RAISED)
             raise
         finally:
             self.local.in_retry = False
         if self.chaos.roll("retry_crash"):
             with self.lock:
                 self.seen.retry["crashed after work"] += 1
+            self.note_receipts(event, BATCH_CRASHED)
             raise RuntimeError("the retry invocation crashed after its work")
+        failed = {f.get("itemIdentifier") for f in (answer or {}).get("batchItemFailures", [])}
+        self.note_receipts(event, RECORD_RETURNED, failed=failed)
         return answer
+
+    def note_receipts(self, event: dict[str, Any], ended: str, failed: set[Any] | None = None) -> None:
+        """How each receive of a retry message ended, by its SQS MessageId (kept by SQS when it redrives the
+        message to the DLQ): deleted, returned on its own (a batch item failure), or returned with its whole
+        batch (an injected crash or kill, or the handler raising)."""
+        with self.lock:
+            for record in event.get("Records", []):
+                try:
+                    body = json.loads(record.get("body") or "")
+                except ValueError:
+                    body = None
+                sqs_id = record.get("messageId")
+                self.seen.receipts.append(
+                    {
+                        "sqsMessageId": sqs_id,
+                        "messageId": body.get("messageId") if isinstance(body, dict) else None,
+                        "receive_count": int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 0),
+                        "ended": ended if failed is None else (RECORD_RETURNED if sqs_id in failed else DELETED),
+                    }
+                )
 
     def poll(self, stats: DrainStats) -> None:
         source = SqsEventSource(self.sqs, self.resources.retry_queue_url, self.retry_invocation, function_timeout=60.0)
@@ -406,6 +440,7 @@ class Run:
         seen.pending_at_end = self.pending()
         seen.logs = tap.records
         seen.dlq = read_queue(self.sqs, self.resources.dlq_url)
+        seen.max_receive_count = max_receive_count(self.sqs, self.resources.retry_queue_url)
         seen.contacts = self.sandbox.contacts(include_deleted=True)
         seen.sandbox_requests = self.sandbox.requests()
         seen.armed, seen.injected = chaos.armed, chaos.injected
@@ -499,12 +534,22 @@ def read_queue(sqs: Any, url: str) -> list[dict[str, Any]]:
                 body = None
             found.append(
                 {
+                    "sqsMessageId": message.get("MessageId"),
                     "body": body,
                     "raw": message["Body"],
                     "receive_count": int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
                 }
             )
     return found
+
+
+def max_receive_count(sqs: Any, url: str) -> int:
+    """The retry queue's redrive policy: receives after which SQS moves a message to the DLQ (0: none)."""
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
+    try:
+        return int(json.loads(attrs.get("RedrivePolicy") or "{}").get("maxReceiveCount") or 0)
+    except (ValueError, TypeError):
+        return 0
 
 
 def run_ledger(config: LedgerConfig, *, resources: Any, sandbox: Any, sqs_client: Any) -> tuple[LedgerReport, Observed]:

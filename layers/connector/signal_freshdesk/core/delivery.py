@@ -259,7 +259,6 @@ class ContactSync:
                 )
             )
             if mismatch:
-                count("identity_mismatch")
                 verdict = replace(
                     verdict,
                     outcome=Outcome.IDENTITY_MISMATCH,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-# Which of the contact's fields identify a person, most specific first (the SPEC's order for a person:
-# user id, else email, else phone).
+# Which of the contact's fields identify a person, most specific first (docs/behaviour.md: user id,
+# else email, else phone).
 IDENTIFIER_FIELDS = ("unique_external_id", "email", "phone")
 _KEY_PREFIX = {"unique_external_id": "uid", "email": "email", "phone": "phone"}
 
