@@ -17,6 +17,12 @@ states* are gathered from first-hand evidence only:
 - `parked(kind)`: a message in the DLQ whose envelope names the messageId: `rejected` or `exhausted`
   as the connector parks them (with `last_error`), or `redriven`, a retry-queue envelope moved there
   raw by SQS's redrive policy after maxReceiveCount receives (read from its body; outcome `queued`).
+  One redriven message is not a state: a *redriven copy* of an event that has a success, a message
+  that never broke the retry function but was returned with its whole batch by injected crashes or
+  kills until SQS moved it, while the copy it had sent before the crash (or the work it had done)
+  delivered the event (`redriven_copy` says exactly when; a poison message is never one). The
+  connector cannot see such a move, and a replay of the copy is answered `already_handled`; they
+  are tallied.
 A `rejected` log line must be matched by a parked envelope (else the event is reported parked but
 is not).
 
@@ -129,6 +135,14 @@ NO_CALL_REASONS = {"conflict": "known_contact", "consent_withdrawn": "tag_alread
 CLASS_OF = {"success": "success", "dropped": "dropped", "parked": "parked"}
 LIST_LOOKUP = "/api/v2/contacts?"
 HELD_FOR_OUTAGE = "not sent: Freshdesk is down"
+BROKE_THE_RETRY_FUNCTION = "unexpected error in the retry function; the record returns to the queue"
+# How one receive of a retry message ended (run.py notes them, by SQS MessageId).
+DELETED = "deleted"
+RECORD_RETURNED = "returned on its own"  # a batch item failure
+BATCH_CRASHED = "returned with its batch: crash after the work (injected)"
+BATCH_KILLED = "returned with its batch: killed mid-batch (injected)"
+BATCH_RAISED = "returned with its batch: the handler raised"
+INJECTED_BATCH_RETURNS = frozenset({BATCH_CRASHED, BATCH_KILLED})
 DROPPED_FIELDS_WARNING = "Freshdesk refused optional fields; delivered without them"
 
 
@@ -149,6 +163,8 @@ class Observed:
     contacts: list[dict[str, Any]] = field(default_factory=list)
     sandbox_requests: list[dict[str, Any]] = field(default_factory=list)
     pending_at_end: dict[str, int] = field(default_factory=dict)
+    receipts: list[dict[str, Any]] = field(default_factory=list)  # each receive of a retry message, as it ended
+    max_receive_count: int = 0  # the retry queue's redrive policy
     handler_errors: list[str] = field(default_factory=list)
     signal: Counter = field(default_factory=Counter)
     retry: Counter = field(default_factory=Counter)
@@ -202,6 +218,7 @@ class Evidence:
     # the DLQ
     parked_count: Counter[str] = field(default_factory=Counter)
     parked_kinds: Counter[str] = field(default_factory=Counter)
+    redriven_copies: Counter[str] = field(default_factory=Counter)  # see redriven_copy()
     # Freshdesk, as the connector called it
     created: Counter[str] = field(default_factory=Counter)
     blind: set[str] = field(default_factory=set)  # events with a Freshdesk answer lost
@@ -290,6 +307,9 @@ def read_dlq(seen: Observed, ev: Evidence) -> None:
         mid, outcome = body["messageId"], body.get("outcome")
         ev.note_unknown(mid)
         kind = "redriven" if outcome == "queued" else str(outcome)
+        if kind == "redriven" and redriven_copy(seen, ev, mid, message):
+            ev.redriven_copies[mid] += 1
+            continue
         ev.states[mid].add(("parked", kind))
         ev.parked_count[mid] += 1
         ev.parked_kinds[kind] += 1
@@ -302,6 +322,39 @@ def read_dlq(seen: Observed, ev: Evidence) -> None:
             problems["parked without its error"].append(f"{mid}: {error}")
         elif kind not in ("rejected", "exhausted", "redriven"):
             problems["parked without its error"].append(f"{mid}: outcome {outcome!r}")
+
+
+def redriven_copy(seen: Observed, ev: Evidence, mid: str, message: dict[str, Any]) -> bool:
+    """Whether a retry message SQS redrove to the DLQ is a copy of an event delivered all the same, which
+    the connector could not have known about: not a terminal state.
+
+    The retry function secures an event (sends its next retry message, or records it delivered) before
+    SQS deletes the message it came in, as Lambda deletes a batch only when its invocation succeeds. An
+    invocation that crashes after its work, or is killed mid-batch, returns its whole batch: the
+    message comes back beside the copy it already sent (or after it delivered the event), and a batch
+    that is returned maxReceiveCount times is moved to the DLQ by SQS without any invocation seeing it
+    again. Its event was delivered by the copy (a replay of it is answered `already_handled`).
+
+    Only on first-hand evidence, for the very message (its SQS MessageId): the event has a success,
+    the run's event source saw the message received at least maxReceiveCount times, never deleted,
+    never breaking the retry function (a poison message does, every time: an `unexpected error` line
+    names it), never with a batch the handler itself raised on, and returned with its whole batch by an
+    injected crash or kill at least once. Anything else stays a parking (and contradicts a success).
+    """
+    if not any(cls == "success" for cls, _ in ev.states.get(mid, ())):
+        return False
+    sqs_id = message.get("sqsMessageId")
+    receipts = [r for r in seen.receipts if sqs_id and r["sqsMessageId"] == sqs_id]
+    if not seen.max_receive_count or len(receipts) < seen.max_receive_count:
+        return False
+    if any(r["messageId"] != mid for r in receipts):
+        return False
+    ended = {r["ended"] for r in receipts}
+    if not ended <= {RECORD_RETURNED, *INJECTED_BATCH_RETURNS} or not ended & INJECTED_BATCH_RETURNS:
+        return False
+    return not any(
+        line["message"] == BROKE_THE_RETRY_FUNCTION and line.get("sqsMessageId") == sqs_id for line in seen.logs
+    )
 
 
 def check_rejections_parked(ev: Evidence) -> None:
@@ -828,6 +881,10 @@ def format_tally(seen: Observed, ev: Evidence) -> str:
         (
             f"    parked: {_counter_text(parked_kinds)} ({len(parked_count)} events; "
             f"parked more than once: {sum(1 for c in parked_count.values() if c > 1)})"
+        ),
+        (
+            f"    redriven copies of delivered events (returned with crashed or killed batches): "
+            f"{sum(ev.redriven_copies.values())} ({len(ev.redriven_copies)} events)"
         ),
         (
             f"    events with more than one success result (repeat deliveries): "
