@@ -167,6 +167,7 @@ class FakeIdentityMap:
     def __init__(self) -> None:
         self.entries: dict[str, Known] = {}
         self.claims: set[str] = set()
+        self.locks: set[str] = set()
         self.down = False
         self.calls: list[str] = []
         self._lock = threading.Lock()
@@ -187,6 +188,7 @@ class FakeIdentityMap:
             for key in keys:
                 self.entries[key] = known
                 self.claims.discard(key)
+                self.locks.discard(key)
 
     def forget(self, keys: list[str]) -> None:
         with self._lock:
@@ -194,6 +196,21 @@ class FakeIdentityMap:
             for key in keys:
                 self.entries.pop(key, None)
                 self.claims.discard(key)
+                self.locks.discard(key)
+
+    def lock(self, key: str, hold_seconds: float) -> bool:
+        with self._lock:
+            self._check("lock")
+            known = self.entries.get(key)
+            if known is None or known.contact_id is None or key in self.locks:
+                return False
+            self.locks.add(key)
+            return True
+
+    def unlock(self, key: str) -> None:
+        with self._lock:
+            self._check("unlock")
+            self.locks.discard(key)
 
     def claim(self, keys: list[str], hold_seconds: float) -> bool:
         with self._lock:

@@ -149,3 +149,17 @@ def test_an_expired_entry_is_not_found(stack, monkeypatch):
     )
     people.remember(["k-old"], Known(7))
     assert DynamoDBIdentityMap(stack.resources.identity_map_table, DynamoDBClient()).find(["k-old"]) is None
+
+
+def test_a_known_person_is_held_while_changed_and_still_found(stack, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", stack.dynamodb.meta.endpoint_url)
+    people = DynamoDBIdentityMap(stack.resources.identity_map_table, DynamoDBClient())
+    assert people.lock("k-uid", 30) is False  # nobody to hold
+    people.remember(["k-uid"], Known(42, newest=at(1)))
+    assert people.lock("k-uid", 30) is True
+    assert people.lock("k-uid", 30) is False  # held
+    assert people.find(["k-uid"]) == Known(42, newest=at(1))  # still known while held
+    people.unlock("k-uid")
+    assert people.lock("k-uid", 30) is True
+    people.remember(["k-uid"], Known(42, newest=at(2)))  # remembering lets go too
+    assert people.lock("k-uid", 30) is True

@@ -33,7 +33,7 @@ COPY_ID = "75c2c3f7-0000-4000-8000-000000000002"
 FIVE_CRASHES = [BATCH_CRASHED, BATCH_KILLED, BATCH_KILLED, BATCH_CRASHED, BATCH_KILLED]
 
 
-def observed(endings: list[str], *, broke: bool = False, delivered: bool = True) -> Observed:
+def observed(endings: list[str], *, broke: bool = False, delivered: bool = True, dropped: bool = False) -> Observed:
     event = {"type": "track", "event": "Signed Up", "messageId": MID, "userId": "usr_1"}
     planned = {MID: Planned(MID, "signed_up", "deliver", event)}  # no person: no per-person checks
     seen = Observed(LedgerConfig(events=1, seed=13), planned, [], [])
@@ -58,6 +58,10 @@ def observed(endings: list[str], *, broke: bool = False, delivered: bool = True)
             {"messageId": MID, "method": "POST", "path": "/api/v2/contacts", "status": 201, "error": "", "started": 1.0}
         )
         seen.receipts.append({"sqsMessageId": COPY_ID, "messageId": MID, "receive_count": 1, "ended": DELETED})
+    if dropped:  # a withdrawal whose lookup, in the retry function, found no contact
+        seen.logs.append(
+            {"message": "retry processed", "messageId": MID, "outcome": "dropped", "reason": "consent_denied"}
+        )
     seen.receipts += [
         {"sqsMessageId": SQS_ID, "messageId": MID, "receive_count": n, "ended": ended}
         for n, ended in enumerate(endings, start=1)
@@ -70,7 +74,10 @@ def test_a_copy_redriven_with_its_crashed_batch_is_not_a_contradiction():
     report = reconcile(observed(FIVE_CRASHES))
     assert report.ok, report.failure_text()
     assert report.states[MID] == {("success", "delivered")}
-    assert "redriven copies of delivered events (returned with crashed or killed batches): 1 (1 events)" in report.tally
+    assert (
+        "redriven copies of events delivered or dropped (returned with crashed or killed batches): 1 (1 events)"
+        in report.tally
+    )
 
 
 def test_a_redriven_message_returned_on_its_own_between_crashes_is_a_copy_too():
@@ -97,6 +104,14 @@ def test_a_redriven_message_not_seen_returned_by_injected_crashes_is_still_a_con
     ):
         report = reconcile(observed(endings))
         assert report.problems["contradictory"], (endings, report.tally)
+
+
+def test_a_copy_of_an_event_dropped_in_the_retry_function_is_not_a_contradiction_either():
+    report = reconcile(observed(FIVE_CRASHES, delivered=False, dropped=True))
+    assert not report.problems["contradictory"], report.tally
+    assert report.states[MID] == {("dropped", "consent_denied")}
+    report = reconcile(observed([RECORD_RETURNED] * 5, delivered=False, dropped=True, broke=True))
+    assert report.problems["contradictory"], report.tally
 
 
 def test_a_redriven_message_of_an_event_never_delivered_is_its_parking():

@@ -434,6 +434,7 @@ def test_the_identity_map_table_expires_people_and_the_functions_only_read_and_w
                     "dynamodb:BatchGetItem",
                     "dynamodb:BatchWriteItem",
                     "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
                 ]
                 users.add(owner)
     assert len(users) == 2, users  # the ingest and the retry function

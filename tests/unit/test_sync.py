@@ -383,3 +383,30 @@ def test_an_unknown_person_another_invocation_is_creating_waits_and_then_finds_t
 
     ports.identity_map.remember(keys, Known(7, newest=T3, has_tag=True, external_id="", digest=""))
     assert post(ports, identify("m-old-again", at=T1, name="Jane Older"))[1]["outcome"] == "stale"
+
+
+def test_a_known_person_another_invocation_is_changing_is_queued_without_a_call(ports):
+    post(ports, identify("m-1", at=T1, name="Jane Doe"))
+    ports.freshdesk.calls.clear()
+    ports.identity_map.locks.update(ports.identity_map.entries)  # a concurrent invocation holds Jane
+    status, body = post(ports, identify("m-2", at=T2, name="Jane Smith"))
+    assert (status, body["reason"]) == (202, "person_busy") and ports.freshdesk.calls == []
+
+
+def test_an_event_applied_by_another_invocation_while_this_one_waited_makes_this_one_stale(ports):
+    from signal_freshdesk.core.identity import Known
+
+    post(ports, identify("m-1", at=T1, name="Jane Doe"))
+    ports.freshdesk.calls.clear()
+    people = ports.identity_map
+    real_lock = people.lock
+
+    def lock_after_a_newer_event_landed(key, hold_seconds):
+        for entry_key, known in list(people.entries.items()):  # the other invocation applied T3 meanwhile
+            people.entries[entry_key] = Known(known.contact_id, newest=T3, has_tag=True, external_id="", digest="x")
+        return real_lock(key, hold_seconds)
+
+    people.lock = lock_after_a_newer_event_landed
+    status, body = post(ports, identify("m-2", at=T2, name="Jane Older"))
+    assert (status, body["outcome"]) == (200, "stale")
+    assert ports.freshdesk.calls == [] and not people.locks  # and the hold is let go

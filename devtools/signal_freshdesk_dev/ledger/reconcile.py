@@ -17,12 +17,12 @@ states* are gathered from first-hand evidence only:
 - `parked(kind)`: a message in the DLQ whose envelope names the messageId: `rejected` or `exhausted`
   as the connector parks them (with `last_error`), or `redriven`, a retry-queue envelope moved there
   raw by SQS's redrive policy after maxReceiveCount receives (read from its body; outcome `queued`).
-  One redriven message is not a state: a *redriven copy* of an event that has a success, a message
-  that never broke the retry function but was returned with its whole batch by injected crashes or
-  kills until SQS moved it, while the copy it had sent before the crash (or the work it had done)
-  delivered the event (`redriven_copy` says exactly when; a poison message is never one). The
-  connector cannot see such a move, and a replay of the copy is answered `already_handled`; they
-  are tallied.
+  One redriven message is not a state: a *redriven copy* of an event that has a success (or a drop,
+  such as `consent_denied` after a lookup in the retry function), a message that never broke the
+  retry function but was returned with its whole batch by injected crashes or kills until SQS moved
+  it, while the copy it had sent before the crash (or the work it had done) took the event to its
+  final state (`redriven_copy` says exactly when; a poison message is never one). The connector
+  cannot see such a move, and a replay of the copy is answered `already_handled`; they are tallied.
 A `rejected` log line must be matched by a parked envelope (else the event is reported parked but
 is not).
 
@@ -325,8 +325,9 @@ def read_dlq(seen: Observed, ev: Evidence) -> None:
 
 
 def redriven_copy(seen: Observed, ev: Evidence, mid: str, message: dict[str, Any]) -> bool:
-    """Whether a retry message SQS redrove to the DLQ is a copy of an event delivered all the same, which
-    the connector could not have known about: not a terminal state.
+    """Whether a retry message SQS redrove to the DLQ is a copy of an event taken to a final state all the
+    same (delivered, or dropped after a lookup), which the connector could not have known about: not a
+    terminal state.
 
     The retry function secures an event (sends its next retry message, or records it delivered) before
     SQS deletes the message it came in, as Lambda deletes a batch only when its invocation succeeds. An
@@ -335,13 +336,14 @@ def redriven_copy(seen: Observed, ev: Evidence, mid: str, message: dict[str, Any
     that is returned maxReceiveCount times is moved to the DLQ by SQS without any invocation seeing it
     again. Its event was delivered by the copy (a replay of it is answered `already_handled`).
 
-    Only on first-hand evidence, for the very message (its SQS MessageId): the event has a success,
-    the run's event source saw the message received at least maxReceiveCount times, never deleted,
+    Only on first-hand evidence, for the very message (its SQS MessageId): the event has a success or a
+    drop, the run's event source saw the message received at least maxReceiveCount times, never deleted,
     never breaking the retry function (a poison message does, every time: an `unexpected error` line
     names it), never with a batch the handler itself raised on, and returned with its whole batch by an
-    injected crash or kill at least once. Anything else stays a parking (and contradicts a success).
+    injected crash or kill at least once. Anything else stays a parking (and contradicts a success or a
+    drop).
     """
-    if not any(cls == "success" for cls, _ in ev.states.get(mid, ())):
+    if not any(cls in ("success", "dropped") for cls, _ in ev.states.get(mid, ())):
         return False
     sqs_id = message.get("sqsMessageId")
     receipts = [r for r in seen.receipts if sqs_id and r["sqsMessageId"] == sqs_id]
@@ -883,7 +885,7 @@ def format_tally(seen: Observed, ev: Evidence) -> str:
             f"parked more than once: {sum(1 for c in parked_count.values() if c > 1)})"
         ),
         (
-            f"    redriven copies of delivered events (returned with crashed or killed batches): "
+            f"    redriven copies of events delivered or dropped (returned with crashed or killed batches): "
             f"{sum(ev.redriven_copies.values())} ({len(ev.redriven_copies)} events)"
         ),
         (

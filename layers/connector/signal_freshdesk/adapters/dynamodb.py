@@ -281,7 +281,9 @@ class DynamoDBIdentityMap:
         items = {
             item["id"]["S"]: item
             for item in answer.get("Responses", {}).get(self.table, [])
-            if int(item.get("expiration", {}).get("N", "0")) >= now and "claimed_until" not in item
+            # An item that only holds a person being created is not a known person.
+            if int(item.get("expiration", {}).get("N", "0")) >= now
+            and ("contact_id" in item or "claimed_until" not in item)
         }
         for key in keys:
             if key in items:
@@ -306,6 +308,45 @@ class DynamoDBIdentityMap:
                 return False
             taken.append(key)
         return True
+
+    def lock(self, key: str, hold_seconds: float) -> bool:
+        now = int(self.clock())
+        try:
+            self.client.call(
+                "UpdateItem",
+                {
+                    "TableName": self.table,
+                    "Key": {"id": {"S": key}},
+                    "UpdateExpression": "SET claimed_until = :until",
+                    "ConditionExpression": (
+                        "attribute_exists(contact_id) AND (attribute_not_exists(claimed_until) OR claimed_until < :now)"
+                    ),
+                    "ExpressionAttributeValues": {
+                        ":now": {"N": str(now)},
+                        ":until": {"N": str(now + max(1, int(hold_seconds) + 1))},
+                    },
+                },
+            )
+        except DynamoDBError as exc:
+            if exc.code == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailable(str(exc)) from None
+        return True
+
+    def unlock(self, key: str) -> None:
+        try:
+            self.client.call(
+                "UpdateItem",
+                {
+                    "TableName": self.table,
+                    "Key": {"id": {"S": key}},
+                    "UpdateExpression": "REMOVE claimed_until",
+                    "ConditionExpression": "attribute_exists(id)",
+                },
+            )
+        except DynamoDBError as exc:
+            if exc.code != "ConditionalCheckFailedException":
+                raise StoreUnavailable(str(exc)) from None
 
     def _claim_one(self, key: str, hold_seconds: float) -> bool:
         now = int(self.clock())

@@ -121,18 +121,43 @@ class ContactSync:
         if known is not None and is_older(planned.timestamp, known.newest):
             # Also for a person known to have no contact: an older grant must not undo a withdrawal.
             return self._result(Outcome.STALE, contact_id=known.contact_id, reason="older_than_applied")
-        if known is not None and known.contact_id is not None:
-            if known.deleted:
-                return self._result(Outcome.DELETED_IN_FRESHDESK, contact_id=known.contact_id)
-            if withdrawing:
-                return self._withdraw(known.contact_id, known)
-            if planned.operation is Operation.SIGN_UP:
-                # What the create would have answered: the contact exists, and a Signed Up stops there.
-                return self._result(Outcome.CONFLICT, status=409, contact_id=known.contact_id, reason="known_contact")
-            return self._update(known.contact_id, known)
+        if known is not None and known.contact_id is not None and not known.deleted and self._changes_contact():
+            # Hold the person while their contact is changed, then read the map again: a concurrent
+            # invocation may have applied a newer event meanwhile, and then this one is stale.
+            if not self._lock():
+                return self._result(Outcome.QUEUED, reason="person_busy", retry_after=PERSON_BUSY_DELAY_SECONDS)
+            try:
+                known = self._find()
+                if known is not None and known.contact_id is not None:
+                    return self._known_person(known)
+            finally:
+                if not self.remembered:
+                    self._unlock()
+            # The entry went meanwhile (a 404 forgot it), or the map stopped answering: as for a stranger.
+        elif known is not None and known.contact_id is not None:
+            return self._known_person(known)
         if withdrawing and not self.create_when_withdrawn:
             return self._withdraw_unknown(known)
         return self._create()
+
+    def _changes_contact(self) -> bool:
+        """Whether this event may write to a known contact (a Signed Up of a known person does not)."""
+        return self.planned.consent is Consent.DENIED or self.planned.operation is not Operation.SIGN_UP
+
+    def _known_person(self, known: Known) -> Result:
+        planned = self.planned
+        withdrawing = planned.consent is Consent.DENIED
+        assert known.contact_id is not None
+        if is_older(planned.timestamp, known.newest):
+            return self._result(Outcome.STALE, contact_id=known.contact_id, reason="older_than_applied")
+        if known.deleted:
+            return self._result(Outcome.DELETED_IN_FRESHDESK, contact_id=known.contact_id)
+        if withdrawing:
+            return self._withdraw(known.contact_id, known)
+        if planned.operation is Operation.SIGN_UP:
+            # What the create would have answered: the contact exists, and a Signed Up stops there.
+            return self._result(Outcome.CONFLICT, status=409, contact_id=known.contact_id, reason="known_contact")
+        return self._update(known.contact_id, known)
 
     def _create(self) -> Result:
         contact = dict(self.planned.contact)
@@ -444,6 +469,23 @@ class ContactSync:
         except StoreUnavailable as exc:
             self._map_failed(exc)
             return True
+
+    def _lock(self) -> bool:
+        if self.map is None or not self.person_keys:
+            return True
+        try:
+            return self.map.lock(self.person_keys[0], PERSON_CLAIM_SECONDS)
+        except StoreUnavailable as exc:
+            self._map_failed(exc)
+            return True
+
+    def _unlock(self) -> None:
+        if self.map is None or not self.person_keys:
+            return
+        try:
+            self.map.unlock(self.person_keys[0])
+        except StoreUnavailable as exc:
+            self._map_failed(exc)
 
     def _forget(self) -> None:
         if self.map is None or not self.person_keys:

@@ -95,6 +95,13 @@ class IdentityMap(Protocol):
 
     def forget(self, keys: list[str]) -> None: ...
 
+    def lock(self, key: str, hold_seconds: float) -> bool:
+        """Hold a known person (their entry under `key`) while one invocation changes their contact:
+        False when another holds them. `remember` (or `unlock`) lets go; the hold also ends by itself."""
+        ...
+
+    def unlock(self, key: str) -> None: ...
+
     def claim(self, keys: list[str], hold_seconds: float) -> bool:
         """Hold a person nobody knows yet while one invocation creates them: False when another holds
         them (or they became known meanwhile). The hold ends by itself after `hold_seconds`."""
