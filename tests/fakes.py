@@ -198,19 +198,18 @@ class FakeIdentityMap:
                 self.claims.discard(key)
                 self.locks.discard(key)
 
-    def lock(self, key: str, hold_seconds: float) -> bool:
+    def lock(self, keys: list[str], hold_seconds: float) -> bool:
         with self._lock:
             self._check("lock")
-            known = self.entries.get(key)
-            if known is None or known.contact_id is None or key in self.locks:
+            if any(key in self.locks or key in self.claims for key in keys):
                 return False
-            self.locks.add(key)
+            self.locks.update(keys)
             return True
 
-    def unlock(self, key: str) -> None:
+    def unlock(self, keys: list[str]) -> None:
         with self._lock:
             self._check("unlock")
-            self.locks.discard(key)
+            self.locks.difference_update(keys)
 
     def claim(self, keys: list[str], hold_seconds: float) -> bool:
         with self._lock:

@@ -154,12 +154,23 @@ def test_an_expired_entry_is_not_found(stack, monkeypatch):
 def test_a_known_person_is_held_while_changed_and_still_found(stack, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", stack.dynamodb.meta.endpoint_url)
     people = DynamoDBIdentityMap(stack.resources.identity_map_table, DynamoDBClient())
-    assert people.lock("k-uid", 30) is False  # nobody to hold
     people.remember(["k-uid"], Known(42, newest=at(1)))
-    assert people.lock("k-uid", 30) is True
-    assert people.lock("k-uid", 30) is False  # held
+    assert people.lock(["k-uid", "k-email"], 30) is True  # k-email had no entry: it gets one holding the lock
+    assert people.lock(["k-email"], 30) is False  # held, whichever key another event comes with
+    assert people.lock(["k-other", "k-uid"], 30) is False
+    assert people.lock(["k-other"], 30) is True  # and the refused attempt let go of what it took
     assert people.find(["k-uid"]) == Known(42, newest=at(1))  # still known while held
-    people.unlock("k-uid")
-    assert people.lock("k-uid", 30) is True
-    people.remember(["k-uid"], Known(42, newest=at(2)))  # remembering lets go too
-    assert people.lock("k-uid", 30) is True
+    assert people.find(["k-email"]) is None  # a lock alone is nobody
+    people.unlock(["k-uid", "k-email"])
+    assert people.lock(["k-uid", "k-email"], 30) is True
+    people.remember(["k-uid", "k-email"], Known(42, newest=at(2)))  # remembering lets go too
+    assert people.lock(["k-uid", "k-email"], 30) is True
+
+
+def test_a_key_that_only_held_a_lock_never_reads_as_a_person_without_a_contact(stack, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", stack.dynamodb.meta.endpoint_url)
+    people = DynamoDBIdentityMap(stack.resources.identity_map_table, DynamoDBClient())
+    people.remember(["k-email"], Known(42, newest=at(1)))
+    assert people.lock(["k-uid", "k-email"], 30) is True
+    people.unlock(["k-uid", "k-email"])
+    assert people.find(["k-uid", "k-email"]) == Known(42, newest=at(1))  # not the uid key's empty item

@@ -281,9 +281,10 @@ class DynamoDBIdentityMap:
         items = {
             item["id"]["S"]: item
             for item in answer.get("Responses", {}).get(self.table, [])
-            # An item that only holds a person being created is not a known person.
+            # A known person has a contact id, or was looked up and has none; an item that only holds
+            # a person (being created or changed) is nobody.
             if int(item.get("expiration", {}).get("N", "0")) >= now
-            and ("contact_id" in item or "claimed_until" not in item)
+            and ("contact_id" in item or item.get("no_contact", {}).get("BOOL") is True)
         }
         for key in keys:
             if key in items:
@@ -309,7 +310,16 @@ class DynamoDBIdentityMap:
             taken.append(key)
         return True
 
-    def lock(self, key: str, hold_seconds: float) -> bool:
+    def lock(self, keys: list[str], hold_seconds: float) -> bool:
+        taken: list[str] = []
+        for key in dict.fromkeys(keys):
+            if not self._lock_one(key, hold_seconds):
+                self.unlock(taken)
+                return False
+            taken.append(key)
+        return True
+
+    def _lock_one(self, key: str, hold_seconds: float) -> bool:
         now = int(self.clock())
         try:
             self.client.call(
@@ -317,13 +327,13 @@ class DynamoDBIdentityMap:
                 {
                     "TableName": self.table,
                     "Key": {"id": {"S": key}},
-                    "UpdateExpression": "SET claimed_until = :until",
-                    "ConditionExpression": (
-                        "attribute_exists(contact_id) AND (attribute_not_exists(claimed_until) OR claimed_until < :now)"
-                    ),
+                    # A key the person has no entry under yet gets one holding only the lock (and a TTL).
+                    "UpdateExpression": "SET claimed_until = :until, expiration = if_not_exists(expiration, :exp)",
+                    "ConditionExpression": "attribute_not_exists(claimed_until) OR claimed_until < :now",
                     "ExpressionAttributeValues": {
                         ":now": {"N": str(now)},
                         ":until": {"N": str(now + max(1, int(hold_seconds) + 1))},
+                        ":exp": {"N": str(now + self.ttl_seconds)},
                     },
                 },
             )
@@ -333,20 +343,21 @@ class DynamoDBIdentityMap:
             raise StoreUnavailable(str(exc)) from None
         return True
 
-    def unlock(self, key: str) -> None:
-        try:
-            self.client.call(
-                "UpdateItem",
-                {
-                    "TableName": self.table,
-                    "Key": {"id": {"S": key}},
-                    "UpdateExpression": "REMOVE claimed_until",
-                    "ConditionExpression": "attribute_exists(id)",
-                },
-            )
-        except DynamoDBError as exc:
-            if exc.code != "ConditionalCheckFailedException":
-                raise StoreUnavailable(str(exc)) from None
+    def unlock(self, keys: list[str]) -> None:
+        for key in dict.fromkeys(keys):
+            try:
+                self.client.call(
+                    "UpdateItem",
+                    {
+                        "TableName": self.table,
+                        "Key": {"id": {"S": key}},
+                        "UpdateExpression": "REMOVE claimed_until",
+                        "ConditionExpression": "attribute_exists(id)",
+                    },
+                )
+            except DynamoDBError as exc:
+                if exc.code != "ConditionalCheckFailedException":
+                    raise StoreUnavailable(str(exc)) from None
 
     def _claim_one(self, key: str, hold_seconds: float) -> bool:
         now = int(self.clock())
@@ -387,6 +398,8 @@ def _item_from_known(known: Known, *, expiration: int) -> dict[str, Any]:
     item: dict[str, Any] = {"expiration": {"N": str(expiration)}, "deleted": {"BOOL": known.deleted}}
     if known.contact_id is not None:
         item["contact_id"] = {"N": str(known.contact_id)}
+    else:
+        item["no_contact"] = {"BOOL": True}
     if known.newest:
         item["newest"] = {"S": known.newest}
     if known.has_tag is not None:

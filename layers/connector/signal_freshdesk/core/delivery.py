@@ -474,7 +474,7 @@ class ContactSync:
         if self.map is None or not self.person_keys:
             return True
         try:
-            return self.map.lock(self.person_keys[0], PERSON_CLAIM_SECONDS)
+            return self.map.lock(self.person_keys, PERSON_CLAIM_SECONDS)
         except StoreUnavailable as exc:
             self._map_failed(exc)
             return True
@@ -483,7 +483,7 @@ class ContactSync:
         if self.map is None or not self.person_keys:
             return
         try:
-            self.map.unlock(self.person_keys[0])
+            self.map.unlock(self.person_keys)
         except StoreUnavailable as exc:
             self._map_failed(exc)
 

@@ -95,12 +95,12 @@ class IdentityMap(Protocol):
 
     def forget(self, keys: list[str]) -> None: ...
 
-    def lock(self, key: str, hold_seconds: float) -> bool:
-        """Hold a known person (their entry under `key`) while one invocation changes their contact:
-        False when another holds them. `remember` (or `unlock`) lets go; the hold also ends by itself."""
+    def lock(self, keys: list[str], hold_seconds: float) -> bool:
+        """Hold a known person (every one of their keys, or none) while one invocation changes their
+        contact: False when another holds any of them. `remember` or `unlock` lets go; so does time."""
         ...
 
-    def unlock(self, key: str) -> None: ...
+    def unlock(self, keys: list[str]) -> None: ...
 
     def claim(self, keys: list[str], hold_seconds: float) -> bool:
         """Hold a person nobody knows yet while one invocation creates them: False when another holds
