@@ -1,5 +1,5 @@
-"""The ledger's faults: how often each is injected (FaultRates), the sandbox faults armed as the run
-goes (Chaos), and the exceptions an injected crash raises."""
+"""The ledger's faults: the sandbox faults armed as the run goes (Chaos, at the rates of config.FaultRates),
+and the exceptions an injected crash raises."""
 
 from __future__ import annotations
 
@@ -7,37 +7,12 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .config import LedgerConfig
+from .config import FaultRates, LedgerConfig
 
 BASE_RATE_LIMIT = 1_000_000
 TIMEOUT_DELAY = 1.0
-
-
-@dataclass
-class FaultRates:
-    """Probabilities. Sandbox faults are drawn once per Signal request; the others per occurrence."""
-
-    freshdesk_5xx: float = 0.10  # fail_next(5xx, 1-3 calls)
-    freshdesk_429: float = 0.05  # fail_next(429, 2-6 calls, Retry-After 1-2 s)
-    freshdesk_timeout: float = 0.06  # delay(1 s > read timeout, 1-2 calls)
-    freshdesk_slow: float = 0.06  # delay(0.05-0.3 s, 1-4 calls)
-    freshdesk_drop: float = 0.05  # drop_next(1-2 connections)
-    rate_storm: float = 0.02  # the account's limit down to 3-6 calls per 2 s, for 2-4 s
-    field_toggle: float = 0.03  # the signup_method custom field removed / restored
-    outages: int = 1  # every Freshdesk call 503 for 5-7 s (MAX_ATTEMPTS 4 span ~5 s)
-    secret_failure: float = 0.10  # per read of the secret
-    sqs_send_failure: float = 0.04  # per SendMessage (retry queue and DLQ)
-    ingest_crash: float = 0.04  # per ingest invocation, after its work
-    retry_crash: float = 0.08  # per retry invocation, after its work
-    retry_kill: float = 0.02  # per retry record, after Freshdesk answered, before securing
-    poison: float = 0.02  # per deliverable event: each retry message of it fails in the
-    # retry function, every time (redriven raw to the DLQ)
-    signal_resend_2xx: float = 0.08  # per request that got 2xx: re-sent again later
-    signal_concurrent_copy: float = 0.03  # per request of at most 10 events: sent twice at once
 
 
 class SimulatedKill(BaseException):

@@ -7,12 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from .errors import ConfigError, SecretUnavailable
-
-if TYPE_CHECKING:
-    from .ports import SecretSource
 
 PLACEHOLDER_PREFIX = "REPLACE_WITH"
 
@@ -83,6 +80,16 @@ def parse_credentials(secret: object) -> Credentials:
 # How long a configuration error (a placeholder or malformed secret) is answered from memory before the
 # secret is read again: requests meanwhile cost no Secrets Manager call. A fix is seen within this time.
 CONFIG_ERROR_TTL_SECONDS = 30.0
+
+
+class SecretSource(Protocol):
+    """The port the secret is read through (Secrets Manager, or the Parameters and Secrets extension)."""
+
+    def read_secret(self, *, force: bool = False) -> Any:
+        """The secret's JSON value. `force` skips every cache on the way (a key rotated after a 401).
+
+        Raises ConfigError (the secret is missing or malformed) or SecretUnavailable."""
+        ...
 
 
 class CredentialStore:

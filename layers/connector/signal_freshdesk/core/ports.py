@@ -10,21 +10,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .credentials import CredentialStore
+from .credentials import CredentialStore, SecretSource
 from .errors import ConfigError, QueueError, SecretUnavailable, StoreUnavailable
 from .identity import Known
 from .model import Answer
 from .pacing import RateBudget
 from .settings import Settings
 from .timing import Deadline
-
-
-class SecretSource(Protocol):
-    def read_secret(self, *, force: bool = False) -> Any:
-        """The secret's JSON value. `force` skips every cache on the way (a key rotated after a 401).
-
-        Raises ConfigError (the secret is missing or malformed) or SecretUnavailable."""
-        ...
 
 
 class Freshdesk(Protocol):
