@@ -48,8 +48,9 @@ from .timing import Deadline
 LOOKUP_ORDER = ("email", "unique_external_id", "phone")
 # Another invocation is creating this person: try again once it has had the time to.
 PERSON_BUSY_DELAY_SECONDS = 5
-# How long a claim on a person being created holds (a create is a lookup and a POST, well within it).
-PERSON_CLAIM_SECONDS = 30
+# How long a hold on a person lasts if its invocation dies: longer than either function's timeout, so a
+# hold never ends while its invocation still writes (a live invocation lets go as soon as it is done).
+PERSON_CLAIM_SECONDS = 90
 
 
 class _Finished(Exception):
@@ -110,6 +111,7 @@ class ContactSync:
         self.person_keys = self.keys.keys_for(planned.contact) if identity_map is not None else []
         self.reauthenticated = False
         self.remembered = False
+        self.held_on: IdentityMap | None = None  # the map a hold on this person was taken on, until let go
         self.attempted = False
         self.dropped: tuple[str, ...] = ()
 
@@ -117,7 +119,6 @@ class ContactSync:
     def run(self) -> Result:
         planned = self.planned
         known = self._find()
-        withdrawing = planned.consent is Consent.DENIED
         if known is not None and is_older(planned.timestamp, known.newest):
             # Also for a person known to have no contact: an older grant must not undo a withdrawal.
             return self._result(Outcome.STALE, contact_id=known.contact_id, reason="older_than_applied")
@@ -136,9 +137,42 @@ class ContactSync:
             # The entry went meanwhile (a 404 forgot it), or the map stopped answering: as for a stranger.
         elif known is not None and known.contact_id is not None:
             return self._known_person(known)
-        if withdrawing and not self.create_when_withdrawn:
-            return self._withdraw_unknown(known)
-        return self._create()
+        return self._stranger(known)
+
+    def _stranger(self, known: Known | None) -> Result:
+        """A person the map does not know, or knows to have no contact. They are held in the map while this
+        invocation creates or finds their contact, so a concurrent invocation neither creates them twice
+        (Freshdesk allows two contacts with one phone) nor applies an older event over this one: it waits,
+        then finds the person known. When nothing is learnt, the map is left as it was found."""
+        if not self._claim():
+            return self._result(Outcome.QUEUED, reason="person_busy", retry_after=PERSON_BUSY_DELAY_SECONDS)
+        try:
+            if self.planned.consent is Consent.DENIED and not self.create_when_withdrawn:
+                result = self._withdraw_unknown(known)
+            else:
+                result = self._create()
+        except _Finished as finished:
+            result = finished.result
+        finally:
+            if not self.remembered:
+                self._let_go(known)
+        if not self.remembered and result.outcome is Outcome.CONFLICT and result.contact_id is not None:
+            self._remember(Known(result.contact_id))  # a Signed Up of a contact Freshdesk already has
+        return result
+
+    def _let_go(self, known: Known | None) -> None:
+        """Release the hold, putting back what the map held before (a "no contact" and its newest event),
+        through the map the hold was taken on."""
+        held_on, self.held_on = self.held_on, None
+        if held_on is None or not self.person_keys:
+            return
+        try:
+            if known is not None:
+                held_on.remember(self.person_keys, known)
+            else:
+                held_on.forget(self.person_keys)
+        except StoreUnavailable as exc:
+            self._map_failed(exc)
 
     def _changes_contact(self) -> bool:
         """Whether this event may write to a known contact (a Signed Up of a known person does not)."""
@@ -164,21 +198,7 @@ class ContactSync:
         if "name" not in contact:  # a withdrawal planned without a name is never a create
             return self._result(Outcome.DROPPED, reason=DropReason.MISSING_NAME.value)
         phone_only = "phone" in contact and not any(k in contact for k in ("email", "unique_external_id"))
-        # A person nobody knows yet is held in the map while this invocation creates (or finds) them, so
-        # a concurrent invocation neither creates them twice (Freshdesk allows two contacts with one phone)
-        # nor applies an older event over this one: it waits, then finds the person known.
-        if not self._claim():
-            return self._result(Outcome.QUEUED, reason="person_busy", retry_after=PERSON_BUSY_DELAY_SECONDS)
-        try:
-            result = self._create_phone_only(contact) if phone_only else self._create_contact(contact)
-        except _Finished as finished:
-            result = finished.result
-        if not self.remembered:
-            if result.outcome is Outcome.CONFLICT and result.contact_id is not None:
-                self._remember(Known(result.contact_id))  # a Signed Up of a contact Freshdesk already has
-            else:
-                self._forget()  # nothing to remember: let the hold go at once, so a retry is not kept waiting
-        return result
+        return self._create_phone_only(contact) if phone_only else self._create_contact(contact)
 
     def _create_phone_only(self, contact: dict[str, Any]) -> Result:
         while True:
@@ -187,7 +207,7 @@ class ContactSync:
             if verdict.action is not Action.REAUTH:
                 break
         if verdict.action is Action.UPDATE and verdict.contact_id is not None:
-            return self._update(verdict.contact_id, None)
+            return self._existing(verdict.contact_id)
         if verdict.action is Action.DONE:
             return self._done(verdict, answer)
         return self._create_contact(contact)
@@ -205,7 +225,7 @@ class ContactSync:
                 continue
             break
         if verdict.action is Action.UPDATE and verdict.contact_id is not None:
-            return self._update(verdict.contact_id, None)
+            return self._existing(verdict.contact_id)
         if verdict.outcome is Outcome.DELIVERED and verdict.contact_id is not None:
             sent_update = without_fields(self.planned.update, self.dropped)
             self._remember(
@@ -222,6 +242,12 @@ class ContactSync:
             if len(ids) == 1:
                 self._remember(Known(ids[0]))
         return self._done(verdict, answer)
+
+    def _existing(self, contact_id: int) -> Result:
+        """The contact a create found already there: updated, or, for a withdrawal, only our tag taken off."""
+        if self.planned.consent is Consent.DENIED:
+            return self._withdraw(contact_id, None)
+        return self._update(contact_id, None)
 
     def _update(self, contact_id: int, known: Known | None) -> Result:
         planned = self.planned
@@ -240,7 +266,10 @@ class ContactSync:
             if current.get("deleted") is True:
                 self._remember(Known(contact_id, deleted=True))
                 return self._result(Outcome.DELETED_IN_FRESHDESK, contact_id=contact_id)
-        tagged = has_tag(current.get("tags"), CONSENT_TAG) if current is not None else bool(known and known.has_tag)
+        # Three-valued: a tag nobody has read stays unknown in the map, so a later withdrawal reads it.
+        tagged = (
+            has_tag(current.get("tags"), CONSENT_TAG) if current is not None else (known.has_tag if known else None)
+        )
         their_external = (
             self.keys.mark(_text(current.get("unique_external_id")))
             if current is not None
@@ -276,7 +305,7 @@ class ContactSync:
                 Known(
                     contact_id,
                     newest=newer_of(planned.timestamp, known.newest if known else ""),
-                    has_tag=tagged or "tags" in body,
+                    has_tag=True if "tags" in body else tagged,
                     external_id=self.keys.mark(body["unique_external_id"])
                     if "unique_external_id" in body
                     else their_external,
@@ -354,7 +383,7 @@ class ContactSync:
         if getattr(self, "_recreating", False):
             return self._result(Outcome.QUEUED, reason="contact_vanished")
         self._recreating = True
-        return self._create()
+        return self._stranger(None)
 
     # -- Freshdesk ---------------------------------------------------------------------------------
     def _call(self, method: Callable[..., Answer], *args: Any) -> Answer:
@@ -464,6 +493,7 @@ class ContactSync:
     def _claim(self) -> bool:
         if self.map is None or not self.person_keys:
             return True
+        self.held_on = self.map
         try:
             return self.map.claim(self.person_keys, PERSON_CLAIM_SECONDS)
         except StoreUnavailable as exc:
@@ -473,6 +503,7 @@ class ContactSync:
     def _lock(self) -> bool:
         if self.map is None or not self.person_keys:
             return True
+        self.held_on = self.map
         try:
             return self.map.lock(self.person_keys, PERSON_CLAIM_SECONDS)
         except StoreUnavailable as exc:
@@ -480,10 +511,12 @@ class ContactSync:
             return True
 
     def _unlock(self) -> None:
-        if self.map is None or not self.person_keys:
+        # Through the map the hold was taken on, even if this event stopped using the map since.
+        held_on, self.held_on = self.held_on, None
+        if held_on is None or not self.person_keys:
             return
         try:
-            self.map.unlock(self.person_keys)
+            held_on.unlock(self.person_keys)
         except StoreUnavailable as exc:
             self._map_failed(exc)
 

@@ -156,7 +156,8 @@ def judge_phone_lookup(operation: Operation, answer: Answer) -> Verdict:
     if not ids:
         return Verdict(Action.CREATE)
     if operation is Operation.SIGN_UP:
-        return Verdict(Action.DONE, Outcome.CONFLICT, contact_id=ids[0])
+        # The contact exists, as a 409 would have said; which one it is only one match can say.
+        return Verdict(Action.DONE, Outcome.CONFLICT, contact_id=ids[0] if len(ids) == 1 else None)
     if len(ids) == 1:
         return Verdict(Action.UPDATE, contact_id=ids[0])
     return Verdict(
