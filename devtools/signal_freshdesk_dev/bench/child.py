@@ -296,6 +296,23 @@ def run_rss(which: str, params: dict) -> dict:
     }
 
 
+def drain_until_settled(source, stats, *, ends: float, settle: float, idle_sleep: float, may_stop=lambda: True) -> None:  # type: ignore[no-untyped-def]
+    """Poll the retry queue through the event source until `ends`, or until `may_stop()` and the queue
+    has stayed empty for `settle` seconds."""
+    idle_since = None
+    while time.monotonic() < ends:
+        if source.poll_once(stats):
+            idle_since = None
+            continue
+        if may_stop() and source.pending() == 0:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > settle:
+                break
+        else:
+            idle_since = None
+        time.sleep(idle_sleep)
+
+
 def run_drain(which: str, params: dict) -> dict:
     import os
 
@@ -312,17 +329,7 @@ def run_drain(which: str, params: dict) -> dict:
     sqs = boto3.client("sqs", region_name=os.environ["AWS_DEFAULT_REGION"])
     source = SqsEventSource(sqs, params["queue_url"], handler, batch_size=10, function_timeout=60.0)
     stats = DrainStats()
-    ends = time.monotonic() + params["timeout"]
-    idle_since = None
-    while time.monotonic() < ends:
-        if source.poll_once(stats):
-            idle_since = None
-            continue
-        if source.pending() == 0:
-            idle_since = idle_since or time.monotonic()
-            if time.monotonic() - idle_since > 0.5:
-                break
-        time.sleep(0.05)
+    drain_until_settled(source, stats, ends=time.monotonic() + params["timeout"], settle=0.5, idle_sleep=0.05)
     import resource
 
     return {
@@ -429,18 +436,14 @@ def run_stream_drain(which: str, params: dict) -> dict:
     source = SqsEventSource(sqs, params["queue_url"], handler, batch_size=10, function_timeout=60.0)
     stats = DrainStats()
     ends = time.monotonic() + params["timeout"]
-    idle_since = None
-    while time.monotonic() < ends:
-        if source.poll_once(stats):
-            idle_since = None
-            continue
-        if os.path.exists(params["until_flag"]) and source.pending() == 0:
-            idle_since = idle_since or time.monotonic()
-            if time.monotonic() - idle_since > params["settle"]:
-                break
-        else:
-            idle_since = None
-        time.sleep(params["idle_sleep"])
+    drain_until_settled(
+        source,
+        stats,
+        ends=ends,
+        settle=params["settle"],
+        idle_sleep=params["idle_sleep"],
+        may_stop=lambda: os.path.exists(params["until_flag"]),
+    )
     capture.detach()
     return {
         "invocations": stats.invocations,

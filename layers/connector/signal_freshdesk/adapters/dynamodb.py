@@ -144,6 +144,37 @@ class DynamoDBClient:
             self._down_until = self._clock() + self._down_seconds
 
 
+def _store_call(client: DynamoDBClient, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """One call of a store: whatever DynamoDB says went wrong, the core hears StoreUnavailable."""
+    try:
+        return client.call(operation, payload)
+    except DynamoDBError as exc:
+        raise StoreUnavailable(str(exc)) from None
+
+
+def _conditional(client: DynamoDBClient, operation: str, payload: dict[str, Any]) -> bool:
+    """A conditional write: False when its condition refused it; any other failure is StoreUnavailable."""
+    try:
+        client.call(operation, payload)
+    except DynamoDBError as exc:
+        if exc.code == "ConditionalCheckFailedException":
+            return False
+        raise StoreUnavailable(str(exc)) from None
+    return True
+
+
+def _take_all(keys: list[str], take: Callable[[str], bool], let_go: Callable[[list[str]], None]) -> bool:
+    """Take every key, or none: on a refusal the keys already taken are let go."""
+    taken: list[str] = []
+    for key in dict.fromkeys(keys):
+        if not take(key):
+            if taken:
+                let_go(taken)
+            return False
+        taken.append(key)
+    return True
+
+
 class DynamoDBIdempotencyStore:
     """The core's IdempotencyStore port on a DynamoDB table: one item per messageId, expired by TTL."""
 
@@ -171,38 +202,31 @@ class DynamoDBIdempotencyStore:
             raise StoreUnavailable("not claimed: too little time left to deliver the event")
         now = int(self.clock())
         hold = self.in_progress_seconds if hold_seconds is None else max(1, int(hold_seconds) + 1)
-        try:
-            self.client.call(
-                "PutItem",
-                {
-                    "TableName": self.table,
-                    "Item": {
-                        "id": {"S": key},
-                        "status": {"S": IN_PROGRESS},
-                        "expiration": {"N": str(now + self.ttl_seconds)},
-                        "in_progress_until": {"N": str(now + hold)},
-                    },
-                    "ConditionExpression": (
-                        "attribute_not_exists(id) OR expiration < :now OR "
-                        "(#status = :in_progress AND in_progress_until < :now)"
-                    ),
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":now": {"N": str(now)}, ":in_progress": {"S": IN_PROGRESS}},
+        claimed = _conditional(
+            self.client,
+            "PutItem",
+            {
+                "TableName": self.table,
+                "Item": {
+                    "id": {"S": key},
+                    "status": {"S": IN_PROGRESS},
+                    "expiration": {"N": str(now + self.ttl_seconds)},
+                    "in_progress_until": {"N": str(now + hold)},
                 },
-            )
-            return Claim(NEW)
-        except DynamoDBError as exc:
-            if exc.code != "ConditionalCheckFailedException":
-                raise StoreUnavailable(str(exc)) from None
-        return self.read(key) or Claim(NEW)
+                "ConditionExpression": (
+                    "attribute_not_exists(id) OR expiration < :now OR "
+                    "(#status = :in_progress AND in_progress_until < :now)"
+                ),
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":now": {"N": str(now)}, ":in_progress": {"S": IN_PROGRESS}},
+            },
+        )
+        return Claim(NEW) if claimed else (self.read(key) or Claim(NEW))
 
     def read(self, key: str) -> Claim | None:
-        try:
-            item = self.client.call(
-                "GetItem", {"TableName": self.table, "Key": {"id": {"S": key}}, "ConsistentRead": True}
-            ).get("Item")
-        except DynamoDBError as exc:
-            raise StoreUnavailable(str(exc)) from None
+        item = _store_call(
+            self.client, "GetItem", {"TableName": self.table, "Key": {"id": {"S": key}}, "ConsistentRead": True}
+        ).get("Item")
         if not item or int(item.get("expiration", {}).get("N", "0")) < int(self.clock()):
             return None
         state = item.get("status", {}).get("S", "")
@@ -216,35 +240,31 @@ class DynamoDBIdempotencyStore:
 
     def complete(self, key: str, summary: dict[str, Any]) -> None:
         now = int(self.clock())
-        try:
-            self.client.call(
-                "PutItem",
-                {
-                    "TableName": self.table,
-                    "Item": {
-                        "id": {"S": key},
-                        "status": {"S": DONE},
-                        "summary": {"S": json.dumps(summary, separators=(",", ":"), default=str)},
-                        "expiration": {"N": str(now + self.ttl_seconds)},
-                    },
+        _store_call(
+            self.client,
+            "PutItem",
+            {
+                "TableName": self.table,
+                "Item": {
+                    "id": {"S": key},
+                    "status": {"S": DONE},
+                    "summary": {"S": json.dumps(summary, separators=(",", ":"), default=str)},
+                    "expiration": {"N": str(now + self.ttl_seconds)},
                 },
-            )
-        except DynamoDBError as exc:
-            raise StoreUnavailable(str(exc)) from None
+            },
+        )
 
     def release(self, key: str) -> None:
         """Forget a claim whose event could not be secured, so Signal's retry is processed afresh."""
-        try:
-            self.client.call("DeleteItem", {"TableName": self.table, "Key": {"id": {"S": key}}})
-        except DynamoDBError as exc:
-            raise StoreUnavailable(str(exc)) from None
+        _store_call(self.client, "DeleteItem", {"TableName": self.table, "Key": {"id": {"S": key}}})
 
 
 class DynamoDBIdentityMap:
     """The core's IdentityMap port on a DynamoDB table: one item per identifier key (an HMAC), expired by TTL.
 
     A person with several identifiers has an item under each, so whichever the next event carries finds
-    them. Reads are one BatchGetItem, writes one BatchWriteItem (at most three keys each).
+    them. Reads are one BatchGetItem, writes one BatchWriteItem (at most three keys each); a hold is one
+    conditional write per key, taken for all of a person's keys or none.
     """
 
     def __init__(
@@ -263,20 +283,15 @@ class DynamoDBIdentityMap:
     def find(self, keys: list[str]) -> Known | None:
         if not keys:
             return None
-        try:
-            answer = self.client.call(
-                "BatchGetItem",
-                {
-                    "RequestItems": {
-                        self.table: {
-                            "Keys": [{"id": {"S": key}} for key in dict.fromkeys(keys)],
-                            "ConsistentRead": True,
-                        }
-                    }
-                },
-            )
-        except DynamoDBError as exc:
-            raise StoreUnavailable(str(exc)) from None
+        answer = _store_call(
+            self.client,
+            "BatchGetItem",
+            {
+                "RequestItems": {
+                    self.table: {"Keys": [{"id": {"S": key}} for key in dict.fromkeys(keys)], "ConsistentRead": True}
+                }
+            },
+        )
         now = int(self.clock())
         items = {
             item["id"]["S"]: item
@@ -299,99 +314,68 @@ class DynamoDBIdentityMap:
         self._write([{"DeleteRequest": {"Key": {"id": {"S": key}}}} for key in dict.fromkeys(keys)])
 
     def claim(self, keys: list[str], hold_seconds: float) -> bool:
-        """Hold every key of the person, one conditional write each; on a refusal the keys already
-        taken are let go, so a person is held whole or not at all."""
-        taken: list[str] = []
-        for key in dict.fromkeys(keys):
-            if not self._claim_one(key, hold_seconds):
-                if taken:
-                    self.forget(taken)
-                return False
-            taken.append(key)
-        return True
+        """Hold a person nobody knows yet (each key's hold replaces what stood there)."""
+        return _take_all(keys, lambda key: self._claim_one(key, hold_seconds), self.forget)
 
     def lock(self, keys: list[str], hold_seconds: float) -> bool:
-        taken: list[str] = []
-        for key in dict.fromkeys(keys):
-            if not self._lock_one(key, hold_seconds):
-                self.unlock(taken)
-                return False
-            taken.append(key)
-        return True
+        """Hold a known person: a key without an entry gets one holding only the lock (and a TTL)."""
+        return _take_all(keys, lambda key: self._lock_one(key, hold_seconds), self.unlock)
 
-    def _lock_one(self, key: str, hold_seconds: float) -> bool:
-        now = int(self.clock())
-        try:
-            self.client.call(
+    def unlock(self, keys: list[str]) -> None:
+        for key in dict.fromkeys(keys):
+            _conditional(
+                self.client,
                 "UpdateItem",
                 {
                     "TableName": self.table,
                     "Key": {"id": {"S": key}},
-                    # A key the person has no entry under yet gets one holding only the lock (and a TTL).
-                    "UpdateExpression": "SET claimed_until = :until, expiration = if_not_exists(expiration, :exp)",
-                    "ConditionExpression": "attribute_not_exists(claimed_until) OR claimed_until < :now",
-                    "ExpressionAttributeValues": {
-                        ":now": {"N": str(now)},
-                        ":until": {"N": str(now + max(1, int(hold_seconds) + 1))},
-                        ":exp": {"N": str(now + self.ttl_seconds)},
-                    },
+                    "UpdateExpression": "REMOVE claimed_until",
+                    "ConditionExpression": "attribute_exists(id)",
                 },
             )
-        except DynamoDBError as exc:
-            if exc.code == "ConditionalCheckFailedException":
-                return False
-            raise StoreUnavailable(str(exc)) from None
-        return True
-
-    def unlock(self, keys: list[str]) -> None:
-        for key in dict.fromkeys(keys):
-            try:
-                self.client.call(
-                    "UpdateItem",
-                    {
-                        "TableName": self.table,
-                        "Key": {"id": {"S": key}},
-                        "UpdateExpression": "REMOVE claimed_until",
-                        "ConditionExpression": "attribute_exists(id)",
-                    },
-                )
-            except DynamoDBError as exc:
-                if exc.code != "ConditionalCheckFailedException":
-                    raise StoreUnavailable(str(exc)) from None
 
     def _claim_one(self, key: str, hold_seconds: float) -> bool:
         now = int(self.clock())
-        try:
-            self.client.call(
-                "PutItem",
-                {
-                    "TableName": self.table,
-                    "Item": {
-                        "id": {"S": key},
-                        "claimed_until": {"N": str(now + max(1, int(hold_seconds) + 1))},
-                        "expiration": {"N": str(now + self.ttl_seconds)},
-                    },
-                    # Free: no item, an expired one, a hold that ran out, or "looked up, no contact".
-                    "ConditionExpression": (
-                        "attribute_not_exists(id) OR expiration < :now OR claimed_until < :now"
-                        " OR (attribute_not_exists(contact_id) AND attribute_not_exists(claimed_until))"
-                    ),
-                    "ExpressionAttributeValues": {":now": {"N": str(now)}},
+        return _conditional(
+            self.client,
+            "PutItem",
+            {
+                "TableName": self.table,
+                "Item": {
+                    "id": {"S": key},
+                    "claimed_until": {"N": str(now + max(1, int(hold_seconds) + 1))},
+                    "expiration": {"N": str(now + self.ttl_seconds)},
                 },
-            )
-        except DynamoDBError as exc:
-            if exc.code == "ConditionalCheckFailedException":
-                return False
-            raise StoreUnavailable(str(exc)) from None
-        return True
+                # Free: no item, an expired one, a hold that ran out, or "looked up, no contact".
+                "ConditionExpression": (
+                    "attribute_not_exists(id) OR expiration < :now OR claimed_until < :now"
+                    " OR (attribute_not_exists(contact_id) AND attribute_not_exists(claimed_until))"
+                ),
+                "ExpressionAttributeValues": {":now": {"N": str(now)}},
+            },
+        )
+
+    def _lock_one(self, key: str, hold_seconds: float) -> bool:
+        now = int(self.clock())
+        return _conditional(
+            self.client,
+            "UpdateItem",
+            {
+                "TableName": self.table,
+                "Key": {"id": {"S": key}},
+                "UpdateExpression": "SET claimed_until = :until, expiration = if_not_exists(expiration, :exp)",
+                "ConditionExpression": "attribute_not_exists(claimed_until) OR claimed_until < :now",
+                "ExpressionAttributeValues": {
+                    ":now": {"N": str(now)},
+                    ":until": {"N": str(now + max(1, int(hold_seconds) + 1))},
+                    ":exp": {"N": str(now + self.ttl_seconds)},
+                },
+            },
+        )
 
     def _write(self, requests: list[dict[str, Any]]) -> None:
-        if not requests:
-            return
-        try:
-            self.client.call("BatchWriteItem", {"RequestItems": {self.table: requests}})
-        except DynamoDBError as exc:
-            raise StoreUnavailable(str(exc)) from None
+        if requests:
+            _store_call(self.client, "BatchWriteItem", {"RequestItems": {self.table: requests}})
 
 
 def _item_from_known(known: Known, *, expiration: int) -> dict[str, Any]:

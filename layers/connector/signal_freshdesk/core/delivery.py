@@ -31,6 +31,7 @@ from .model import Answer, Consent, DropReason, Operation, Outcome, PlannedConta
 from .outcomes import (
     Action,
     Verdict,
+    existing_contact_ids,
     has_tag,
     judge_create,
     judge_lookup,
@@ -164,15 +165,10 @@ class ContactSync:
         """Release the hold, putting back what the map held before (a "no contact" and its newest event),
         through the map the hold was taken on."""
         held_on, self.held_on = self.held_on, None
-        if held_on is None or not self.person_keys:
-            return
-        try:
-            if known is not None:
-                held_on.remember(self.person_keys, known)
-            else:
-                held_on.forget(self.person_keys)
-        except StoreUnavailable as exc:
-            self._map_failed(exc)
+        if known is not None:
+            self._with_map(held_on, lambda people: people.remember(self.person_keys, known), None)
+        else:
+            self._with_map(held_on, lambda people: people.forget(self.person_keys), None)
 
     def _changes_contact(self) -> bool:
         """Whether this event may write to a known contact (a Signed Up of a known person does not)."""
@@ -472,61 +468,42 @@ class ContactSync:
         return Result(self.planned.message_id, outcome, dropped_fields=self.dropped, attempted=self.attempted, **fields)
 
     # -- the identity map --------------------------------------------------------------------------
-    def _find(self) -> Known | None:
-        if self.map is None or not self.person_keys:
-            return None
+    def _with_map[T](self, target: IdentityMap | None, call: Callable[[IdentityMap], T], fallback: T) -> T:
+        """One call of the identity map; without it (off, or failed earlier for this event) the fallback."""
+        if target is None or not self.person_keys:
+            return fallback
         try:
-            return self.map.find(self.person_keys)
+            return call(target)
         except StoreUnavailable as exc:
             self._map_failed(exc)
-            return None
+            return fallback
+
+    def _find(self) -> Known | None:
+        return self._with_map(self.map, lambda people: people.find(self.person_keys), None)
 
     def _remember(self, known: Known) -> None:
-        if self.map is None or not self.person_keys:
-            return
-        try:
-            self.map.remember(self.person_keys, known)
+        def remember(people: IdentityMap) -> bool:
+            people.remember(self.person_keys, known)
+            return True
+
+        if self._with_map(self.map, remember, False):
             self.remembered = True
-        except StoreUnavailable as exc:
-            self._map_failed(exc)
+
+    def _forget(self) -> None:
+        self._with_map(self.map, lambda people: people.forget(self.person_keys), None)
 
     def _claim(self) -> bool:
-        if self.map is None or not self.person_keys:
-            return True
         self.held_on = self.map
-        try:
-            return self.map.claim(self.person_keys, PERSON_CLAIM_SECONDS)
-        except StoreUnavailable as exc:
-            self._map_failed(exc)
-            return True
+        return self._with_map(self.map, lambda people: people.claim(self.person_keys, PERSON_CLAIM_SECONDS), True)
 
     def _lock(self) -> bool:
-        if self.map is None or not self.person_keys:
-            return True
         self.held_on = self.map
-        try:
-            return self.map.lock(self.person_keys, PERSON_CLAIM_SECONDS)
-        except StoreUnavailable as exc:
-            self._map_failed(exc)
-            return True
+        return self._with_map(self.map, lambda people: people.lock(self.person_keys, PERSON_CLAIM_SECONDS), True)
 
     def _unlock(self) -> None:
         # Through the map the hold was taken on, even if this event stopped using the map since.
         held_on, self.held_on = self.held_on, None
-        if held_on is None or not self.person_keys:
-            return
-        try:
-            held_on.unlock(self.person_keys)
-        except StoreUnavailable as exc:
-            self._map_failed(exc)
-
-    def _forget(self) -> None:
-        if self.map is None or not self.person_keys:
-            return
-        try:
-            self.map.forget(self.person_keys)
-        except StoreUnavailable as exc:
-            self._map_failed(exc)
+        self._with_map(held_on, lambda people: people.unlock(self.person_keys), None)
 
     def _map_failed(self, exc: Exception) -> None:
         logger.warning(
@@ -538,8 +515,6 @@ class ContactSync:
 
 
 def _existing_ids(answer: Answer) -> list[int]:
-    from .outcomes import existing_contact_ids
-
     return existing_contact_ids(answer.body)
 
 

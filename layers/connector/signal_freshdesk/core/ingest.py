@@ -11,13 +11,12 @@ from . import answers
 from .errors import ConfigError, SecretUnavailable
 from .idempotency import MAX_MESSAGE_ID_LENGTH, IdempotencyGuard, event_digest, first_use, forget_use
 from .identity import parse_timestamp, person_identifiers
-from .mapping import message_id_of, plan_event
-from .model import Outcome, PlannedContact, Result
-from .pipeline import attempt_event, queue_or_park
+from .mapping import message_id_of
+from .model import Drop, Outcome, PlannedContact, Result
+from .pipeline import attempt_event, plan_for, queue_or_park
 from .ports import Runtime
 from .report import report
 from .requests import BadRequest, parse_events, read_body, request_headers
-from .settings import Settings
 from .timing import Deadline
 from .webhook_auth import check_bearer_token, missing_bearer_token, verify_signature
 
@@ -144,16 +143,16 @@ def process_events(events: list[Any], runtime: Runtime, *, deadline: Deadline) -
     elif handled:
         from concurrent.futures import ThreadPoolExecutor  # only batches need it: kept off the cold path
 
+        # Planned once: the lanes need each event's person, and delivery the same plan.
         wanted = set(handled)
-        lanes = [
-            lane
-            for lane in ([i for i in lane if i in wanted] for lane in person_lanes(events, runtime.settings))
-            if lane
+        plans: list[PlannedContact | Drop | None] = [
+            plan_for(event, runtime.settings) if i in wanted else None for i, event in enumerate(events)
         ]
+        lanes = [lane for lane in person_lanes(plans) if lane]
 
         def run_lane(lane: list[int]) -> None:
             for index in lane:
-                results[index] = process_one(events[index], runtime, deadline, admissions[index])
+                results[index] = process_one(events[index], runtime, deadline, admissions[index], plans[index])
 
         workers = max(1, min(runtime.settings.batch_concurrency, len(lanes)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
@@ -166,14 +165,15 @@ def process_events(events: list[Any], runtime: Runtime, *, deadline: Deadline) -
     return [result for result in results if result is not None]
 
 
-def person_lanes(events: list[Any], settings: Settings) -> list[list[int]]:
-    """The batch's event indexes grouped by person, each group in the order to apply it.
+def person_lanes(plans: list[PlannedContact | Drop | None]) -> list[list[int]]:
+    """The indexes of a batch's planned events (None: not handled here) grouped by person, each group in
+    the order to apply it.
 
     Events that share any identifier (user id, email, phone) are one person. Within a person, events
     with a readable timestamp are put in timestamp order in the places they hold; the others keep their
     place (arrival order).
     """
-    parent = list(range(len(events)))
+    parent = list(range(len(plans)))
 
     def root(index: int) -> int:
         while parent[index] != index:
@@ -182,13 +182,8 @@ def person_lanes(events: list[Any], settings: Settings) -> list[list[int]]:
         return index
 
     owner: dict[str, int] = {}
-    stamps: list[str] = [""] * len(events)
-    for index, event in enumerate(events):
-        if not isinstance(event, dict):
-            continue
-        plan = plan_event(
-            event, region=settings.default_phone_region, consent_mode=settings.consent_mode, allow_withdrawal=True
-        )
+    stamps: list[str] = [""] * len(plans)
+    for index, plan in enumerate(plans):
         if not isinstance(plan, PlannedContact):
             continue
         stamps[index] = plan.timestamp
@@ -200,8 +195,9 @@ def person_lanes(events: list[Any], settings: Settings) -> list[list[int]]:
             else:
                 owner[identifier] = index
     groups: dict[int, list[int]] = {}
-    for index in range(len(events)):
-        groups.setdefault(root(index), []).append(index)
+    for index, plan in enumerate(plans):
+        if plan is not None:
+            groups.setdefault(root(index), []).append(index)
     lanes = []
     for members in groups.values():
         timed = [i for i in members if parse_timestamp(stamps[i]) is not None]
@@ -211,7 +207,13 @@ def person_lanes(events: list[Any], settings: Settings) -> list[list[int]]:
     return lanes
 
 
-def process_one(event: dict[str, Any], runtime: Runtime, deadline: Deadline, admission: Admission) -> Result:
+def process_one(
+    event: dict[str, Any],
+    runtime: Runtime,
+    deadline: Deadline,
+    admission: Admission,
+    plan: PlannedContact | Drop | None = None,
+) -> Result:
     message_id = admission.message_id
     timing = runtime.settings.timing
     with correlate(message_id):
@@ -231,7 +233,7 @@ def process_one(event: dict[str, Any], runtime: Runtime, deadline: Deadline, adm
             count("message_id_reused")
         late = "" if deadline.has(timing.min_delivery_window_seconds) else "deadline"
         try:
-            result = attempt_event(event, runtime, deadline=deadline, skip_delivery_reason=late)
+            result = attempt_event(event, runtime, deadline=deadline, skip_delivery_reason=late, plan=plan)
         except Exception:  # a bug must not lose the event: queue it for the retry function
             logger.exception("unexpected error while delivering; queueing the event", extra={"messageId": message_id})
             result = Result(message_id, Outcome.QUEUED, reason="internal_error")

@@ -12,23 +12,35 @@ from .backoff import backoff_delay
 from .delivery import deliver_contact
 from .errors import ConfigError, QueueError, SecretUnavailable
 from .mapping import plan_event
-from .model import Drop, Outcome, Result
+from .model import Drop, Outcome, PlannedContact, Result
 from .ports import Runtime
+from .settings import Settings
 from .timing import Deadline
 
 
+def plan_for(event: Mapping[str, Any], settings: Settings) -> PlannedContact | Drop:
+    """The Default preset's decision for an event under these settings."""
+    return plan_event(
+        event, region=settings.default_phone_region, consent_mode=settings.consent_mode, allow_withdrawal=True
+    )
+
+
 def attempt_event(
-    event: Mapping[str, Any], runtime: Runtime, *, deadline: Deadline | None, skip_delivery_reason: str = ""
+    event: Mapping[str, Any],
+    runtime: Runtime,
+    *,
+    deadline: Deadline | None,
+    skip_delivery_reason: str = "",
+    plan: PlannedContact | Drop | None = None,
 ) -> Result:
-    """Plan and deliver one event. Nothing here touches SQS.
+    """Plan (unless `plan` is given) and deliver one event. Nothing here touches SQS.
 
     With `skip_delivery_reason` the event is planned (a drop is still final) but not sent: it is queued
     with that reason.
     """
     settings = runtime.settings
-    plan = plan_event(
-        event, region=settings.default_phone_region, consent_mode=settings.consent_mode, allow_withdrawal=True
-    )
+    if plan is None:
+        plan = plan_for(event, settings)
     if isinstance(plan, Drop):
         return Result(plan.message_id, Outcome.DROPPED, reason=plan.reason.value)
     if skip_delivery_reason:

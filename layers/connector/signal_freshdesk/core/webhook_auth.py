@@ -97,26 +97,3 @@ def verify_signature(
         return SignatureCheck("the body signature does not match")
     replay_key = hashlib.sha256(b"signal-freshdesk/signed-request\x00" + expected.encode("ascii")).hexdigest()
     return SignatureCheck("", replay_key, max(0.0, sent_at + tolerance_seconds - now))
-
-
-def check_signature(
-    headers: Mapping[str, str],
-    body: bytes,
-    secret: str,
-    *,
-    now: float,
-    signature_header: str,
-    timestamp_header: str,
-    tolerance_seconds: float,
-) -> str:
-    """The reason to refuse the call, or "" when the signature is valid and fresh (not whether it was
-    seen before: see `verify_signature`)."""
-    return verify_signature(
-        headers,
-        body,
-        secret,
-        now=now,
-        signature_header=signature_header,
-        timestamp_header=timestamp_header,
-        tolerance_seconds=tolerance_seconds,
-    ).refusal
