@@ -54,15 +54,45 @@ class Call:
 
 
 class FakeFreshdesk:
-    """Answers scripted per method (a queue each; the default answer once a queue is empty), every call kept."""
+    """Answers scripted per method (a queue each; the default answer once a queue is empty), every call kept.
+
+    Company calls (`create_company`, `update_company`, `get_company`, `find_companies`) answer by default
+    from an in-memory store with the sandbox's rules, less its timestamps; they carry the company id in
+    `Call.contact_id`. `contact_fields` answers `contact_field_schema`."""
+
+    COMPANY_METHODS = ("create_company", "update_company", "get_company", "find_companies")
+    COMPANY_STRING_FIELDS = ("description", "note", "health_score", "account_tier", "renewal_date", "industry")
+    COMPANY_FIELDS = frozenset(("name", "domains", "custom_fields", *COMPANY_STRING_FIELDS))
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.scripts: dict[str, deque[Answer | Callable[[Call], Answer]]] = {
-            name: deque() for name in ("create", "update", "get", "find")
+            name: deque() for name in ("create", "update", "get", "find", "contact_fields", *self.COMPANY_METHODS)
         }
         self._lock = threading.Lock()
         self._next_id = 100
+        self.companies: dict[int, dict[str, Any]] = {}
+        self._next_company_id = 1
+        self.contact_field_schema: list[dict[str, Any]] = [
+            {
+                "id": position,
+                "name": name,
+                "label": label,
+                "default": not field_type.startswith("custom_"),
+                "type": field_type,
+                "required_for_agents": name == "name",
+            }
+            for position, (name, label, field_type) in enumerate(
+                (
+                    ("name", "Full name", "default_name"),
+                    ("email", "Email", "default_email"),
+                    ("phone", "Work phone", "default_phone"),
+                    ("company_name", "Company", "default_company_name"),
+                    ("signup_method", "signup_method", "custom_text"),
+                ),
+                start=1,
+            )
+        ]
 
     def script(self, method: str, *answers: Answer | Callable[[Call], Answer]) -> FakeFreshdesk:
         self.scripts[method].extend(answers)
@@ -77,6 +107,10 @@ class FakeFreshdesk:
             queue = self.scripts[call.method]
             scripted = queue.popleft() if queue else None
             if scripted is None:
+                if call.method in self.COMPANY_METHODS:
+                    return self._company_default(call)
+                if call.method == "contact_fields":
+                    return Answer(200, [dict(field) for field in self.contact_field_schema])
                 self._next_id += 1
                 return self._default(call, self._next_id)
         return scripted(call) if callable(scripted) else scripted
@@ -106,6 +140,141 @@ class FakeFreshdesk:
 
     def find_contacts(self, creds: Any, field: str, value: str, *, deadline: Deadline | None = None) -> Answer:
         return self._answer(Call("find", creds.api_key, phone=value if field == "phone" else None, body={field: value}))
+
+    def contact_fields(self, creds: Any, *, deadline: Deadline | None = None) -> Answer:
+        return self._answer(Call("contact_fields", creds.api_key))
+
+    def create_company(self, creds: Any, company: dict[str, Any], *, deadline: Deadline | None = None) -> Answer:
+        return self._answer(Call("create_company", creds.api_key, body=dict(company)))
+
+    def update_company(
+        self, creds: Any, company_id: int, company: dict[str, Any], *, deadline: Deadline | None = None
+    ) -> Answer:
+        return self._answer(Call("update_company", creds.api_key, contact_id=company_id, body=dict(company)))
+
+    def get_company(self, creds: Any, company_id: int, *, deadline: Deadline | None = None) -> Answer:
+        return self._answer(Call("get_company", creds.api_key, contact_id=company_id))
+
+    def find_companies(self, creds: Any, name: str, *, deadline: Deadline | None = None) -> Answer:
+        return self._answer(Call("find_companies", creds.api_key, body={"name": name}))
+
+    def seed_company(self, **fields: Any) -> dict[str, Any]:
+        """Store a company as an agent would have, without a call; returns it. ValueError where Freshdesk says no."""
+        with self._lock:
+            answer = self._store_company(fields)
+        if answer.status != 201:
+            raise ValueError(f"Freshdesk would refuse this company: {answer.body}")
+        return dict(answer.body)
+
+    # -- the company store: the sandbox's rules ------------------------------------------------------
+    def _company_default(self, call: Call) -> Answer:
+        body = call.body or {}
+        match call.method:
+            case "create_company":
+                return self._store_company(body)
+            case "update_company":
+                return self._change_company(call.contact_id, body)
+            case "get_company":
+                company = self.companies.get(call.contact_id or 0)
+                return Answer(404) if company is None else Answer(200, self._copy_company(company))
+            case _:
+                term = str(body.get("name", "")).strip().lower()
+                if not term:
+                    return self._invalid([self._company_error("name", "missing_field")])
+                found = [
+                    {"id": company_id, "name": company["name"]}
+                    for company_id, company in sorted(self.companies.items())
+                    if self._autocompletes(company["name"], term)
+                ]
+                return Answer(200, {"companies": found})
+
+    def _store_company(self, body: dict[str, Any]) -> Answer:
+        errors = self._company_errors(body, creating=True)
+        if errors:
+            return self._invalid(errors)
+        if self._company_name_taken(body["name"], exclude_id=None):
+            return Answer(409, self._duplicate_name())
+        company_id = self._next_company_id
+        self._next_company_id += 1
+        company: dict[str, Any] = {
+            "id": company_id,
+            "name": body["name"],
+            "domains": self._domains(body.get("domains", [])),
+            **{key: body.get(key) for key in self.COMPANY_STRING_FIELDS},
+            "custom_fields": dict(body.get("custom_fields", {})),
+        }
+        self.companies[company_id] = company
+        return Answer(201, self._copy_company(company))
+
+    def _change_company(self, company_id: int | None, body: dict[str, Any]) -> Answer:
+        company = self.companies.get(company_id or 0)
+        if company is None:
+            return Answer(404)
+        errors = self._company_errors(body, creating=False)
+        if errors:
+            return self._invalid(errors)
+        if "name" in body and self._company_name_taken(body["name"], exclude_id=company_id):
+            return Answer(409, self._duplicate_name())
+        for key, value in body.items():
+            if key == "custom_fields":
+                company["custom_fields"].update(value)
+            else:
+                company[key] = self._domains(value) if key == "domains" else value
+        return Answer(200, self._copy_company(company))
+
+    def _company_errors(self, body: dict[str, Any], *, creating: bool) -> list[dict[str, str]]:
+        errors = []
+        for key, value in body.items():
+            if key not in self.COMPANY_FIELDS:
+                errors.append(self._company_error(key, "invalid_field"))
+            elif key == "domains":
+                if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+                    errors.append(self._company_error(key, "datatype_mismatch"))
+            elif key == "custom_fields":
+                if not isinstance(value, dict):
+                    errors.append(self._company_error(key, "datatype_mismatch"))
+            elif not isinstance(value, str):
+                errors.append(self._company_error(key, "datatype_mismatch"))
+            elif key == "name" and not value.strip():
+                errors.append(self._company_error(key, "missing_field" if creating else "invalid_value"))
+            elif key == "name" and len(value) > 255:
+                errors.append(self._company_error(key, "invalid_value"))
+        if creating and "name" not in body:
+            errors.append(self._company_error("name", "missing_field"))
+        return errors
+
+    def _company_name_taken(self, name: str, exclude_id: int | None) -> bool:
+        wanted = name.strip().lower()
+        return any(c["name"].strip().lower() == wanted for i, c in self.companies.items() if i != exclude_id)
+
+    @staticmethod
+    def _autocompletes(name: str, term: str) -> bool:
+        """Whether `term` (lower-cased) starts the name or one of its words, ignoring case."""
+        lowered = name.lower()
+        return any(lowered.startswith(term, i) for i in range(len(lowered)) if i == 0 or lowered[i - 1].isspace())
+
+    @staticmethod
+    def _domains(domains: list[str]) -> list[str]:
+        return list(dict.fromkeys(domain.lower() for domain in domains))
+
+    @staticmethod
+    def _copy_company(company: dict[str, Any]) -> dict[str, Any]:
+        return {**company, "domains": list(company["domains"]), "custom_fields": dict(company["custom_fields"])}
+
+    @staticmethod
+    def _company_error(field: str, code: str) -> dict[str, str]:
+        return {"field": field, "message": f"fake: {code}", "code": code}
+
+    @staticmethod
+    def _invalid(errors: list[dict[str, str]]) -> Answer:
+        return Answer(400, {"description": "Validation failed", "errors": errors})
+
+    @staticmethod
+    def _duplicate_name() -> dict[str, Any]:
+        return {
+            "description": "Validation failed",
+            "errors": [{"field": "name", "message": "It should be a unique value", "code": "duplicate_value"}],
+        }
 
 
 class FakeQueues:

@@ -1,14 +1,16 @@
-"""A local stand-in for Freshdesk's REST API v2 contacts endpoints.
+"""A local stand-in for Freshdesk's REST API v2 contacts and companies endpoints.
 
 Used by the integration tests, the local demo and the benchmarks. It reproduces the Freshdesk
 behaviour the connector relies on (docs/behaviour.md): HTTP Basic auth with
 the API key as user name, validation errors with Freshdesk's error shape, 409 ``duplicate_value``
 with ``additional_info.user_id`` (soft-deleted contacts included, on create and on update), 405 on
-deleted or blocked contacts, list filters that see only contacts that are not deleted, dropdown custom
-fields, a fixed-window rate limit with ``X-RateLimit-*`` headers and ``Retry-After`` and an optional,
+deleted or blocked contacts, list filters that see only contacts that are not deleted, typed custom
+fields (text, paragraph, number, checkbox, date, dropdown, URL, phone number), companies (create with a
+unique name, autocomplete, read, update, delete; a contact's ``company_id`` must name one), a
+fixed-window rate limit with ``X-RateLimit-*`` headers and ``Retry-After`` and an optional,
 lower sub-limit for contacts-list calls, plus fault injection (status faults, latency, dropped
-connections, forbidden / wrong-domain modes). ``seed_contact`` fills it with contacts as if agents had
-created them, so the connector meets a populated account.
+connections, forbidden / wrong-domain modes). ``seed_contact`` and ``seed_company`` fill it with contacts
+and companies as if agents had created them, so the connector meets a populated account.
 
 Standard library only. Run it in the foreground with::
 
@@ -16,7 +18,8 @@ Standard library only. Run it in the foreground with::
 
 Admin endpoints (no auth, no rate limit, not logged): ``GET /_sandbox/contacts``,
 ``POST /_sandbox/contacts`` (seed a contact: the fields as a JSON object, plus ``deleted`` / ``blocked``),
-``GET /_sandbox/requests``, ``GET /_sandbox/stats``, ``POST /_sandbox/reset``, ``POST /_sandbox/faults``.
+``GET /_sandbox/companies``, ``POST /_sandbox/companies`` (seed a company), ``GET /_sandbox/requests``,
+``GET /_sandbox/stats``, ``POST /_sandbox/reset``, ``POST /_sandbox/faults``.
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ import hmac
 import http
 import json
 import math
+import re
 import socket
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,6 +47,7 @@ from urllib.parse import parse_qs, urlsplit
 __all__ = ["FreshdeskSandbox", "main"]
 
 FIRST_CONTACT_ID = 101
+FIRST_COMPANY_ID = 1
 MAX_TEXT = 255
 MAX_TAG = 32
 
@@ -56,6 +61,18 @@ KNOWN_FIELDS = frozenset(
 )
 # Fields whose duplicates Freshdesk answers with 409, in the order errors are reported.
 UNIQUE_FIELDS = ("email", "unique_external_id", "twitter_id")
+CUSTOM_FIELD_TYPES = (
+    "custom_text",
+    "custom_paragraph",
+    "custom_number",
+    "custom_checkbox",
+    "custom_date",
+    "custom_dropdown",
+    "custom_url",
+    "custom_phone_number",
+)
+COMPANY_STRING_FIELDS = ("description", "note", "health_score", "account_tier", "renewal_date", "industry")
+COMPANY_FIELDS = frozenset(("name", "domains", "custom_fields", *COMPANY_STRING_FIELDS))
 
 MSG_STRING = "It should be a/an String"
 MSG_INVALID_FIELD = "Unexpected/invalid field in request"
@@ -63,6 +80,8 @@ MSG_IDENTIFIER = "Please fill at least 1 of email, mobile, phone, twitter_id, un
 MSG_EMAIL = "It should be in the 'valid email address' format"
 MSG_DUPLICATE = "It should be a unique value"
 MSG_NO_COMPANY = "There is no company matching the given company_id"
+MSG_MISSING = "Mandatory attribute missing"
+MSG_DATE = "It should be in the 'yyyy-mm-dd' format"
 
 CONTACTS_LIST_PATH = "/api/v2/contacts"
 
@@ -110,6 +129,24 @@ def _validation_failed(errors: list[dict]) -> dict:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_date(value: Any) -> bool:
+    """A ``yyyy-mm-dd`` string naming a real day."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _autocompletes(name: str, term: str) -> bool:
+    """Whether ``term`` (lower-cased) starts ``name`` or one of its words, ignoring case."""
+    lowered = name.lower()
+    starts = [0] + [i + 1 for i, ch in enumerate(lowered) if ch.isspace()]
+    return any(lowered.startswith(term, start) for start in starts)
 
 
 class _Fault:
@@ -288,7 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FreshdeskSandbox:
-    """An in-process fake of Freshdesk's contacts API, served over real HTTP."""
+    """An in-process fake of Freshdesk's contacts and companies API, served over real HTTP."""
 
     def __init__(
         self,
@@ -304,10 +341,18 @@ class FreshdeskSandbox:
         custom_field_choices: Mapping[str, Iterable[str]] | None = None,
         list_rate_limit: int | None = None,
         list_window_seconds: float = 60.0,
+        custom_field_types: Mapping[str, str] | None = None,
+        required_custom_fields: Iterable[str] = (),
     ) -> None:
         """``custom_field_choices`` declares dropdown custom fields (added to ``custom_fields`` if missing).
 
-        ``list_rate_limit`` (None: none) is the contacts-list sub-limit per ``list_window_seconds``.
+        ``custom_field_types`` gives custom fields a type (one of CUSTOM_FIELD_TYPES, added to
+        ``custom_fields`` if missing); the others are ``custom_text``, or ``custom_dropdown`` when they have
+        choices. ``required_custom_fields`` are listed as ``required_for_agents`` in contact_fields, which
+        is all Freshdesk does with that flag on API writes: nothing. ``company_ids`` are companies the
+        account has without the sandbox holding a record of them: like the created ones, a contact's
+        ``company_id`` may name them. ``list_rate_limit`` (None: none) is the contacts-list sub-limit per
+        ``list_window_seconds``.
         """
         self.api_key = api_key
         self.host = host
@@ -315,8 +360,17 @@ class FreshdeskSandbox:
         self.custom_fields = tuple(custom_fields)
         # custom field name -> allowed values; a field is a dropdown when it is in both
         self.custom_field_choices: dict[str, tuple[str, ...]] = {}
+        # custom field name -> its type, for typed fields other than dropdowns
+        self.custom_field_types: dict[str, str] = {}
         for name, choices in (custom_field_choices or {}).items():
             self._declare_dropdown(name, choices)
+        for name, field_type in (custom_field_types or {}).items():
+            if field_type != "custom_dropdown" and name in self.custom_field_choices:
+                raise ValueError(f"custom field {name!r} has choices, so it cannot be a {field_type}")
+            self._declare_type(name, field_type)
+        self.required_custom_fields = frozenset(required_custom_fields)
+        for name in sorted(self.required_custom_fields):
+            self._add_custom_field(name)
         self.unique_external_id_enabled = bool(unique_external_id_enabled)
         self.company_ids = frozenset(company_ids)
         self._lock = threading.Lock()
@@ -384,6 +438,16 @@ class FreshdeskSandbox:
         with self._lock:
             return copy.deepcopy(self._contacts[contact_id])
 
+    def companies(self) -> list[dict]:
+        """The stored companies (copies), by id."""
+        with self._lock:
+            return [copy.deepcopy(c) for _, c in sorted(self._companies.items())]
+
+    def company(self, company_id: int) -> dict:
+        """One stored company (a copy); KeyError if there is none with that id."""
+        with self._lock:
+            return copy.deepcopy(self._companies[company_id])
+
     def requests(self) -> list[dict]:
         with self._lock:
             return copy.deepcopy(self._requests)
@@ -394,7 +458,8 @@ class FreshdeskSandbox:
             return self._list_calls
 
     def stats(self) -> dict[str, int]:
-        """Calls received since the last reset: all API calls, list calls, and list calls refused by the sub-limit."""
+        """Calls received since the last reset: all API calls (contacts and companies alike), list calls, and
+        list calls refused by the sub-limit."""
         with self._lock:
             return {
                 "requests": len(self._requests),
@@ -403,7 +468,8 @@ class FreshdeskSandbox:
             }
 
     def reset(self) -> None:
-        """Forget contacts, requests, faults and rate windows; the list sub-limit returns to its initial setting."""
+        """Forget contacts, companies, requests, faults and rate windows; the list sub-limit returns to its
+        initial setting."""
         with self._lock:
             self._reset_locked()
             self._list_limit, self._list_window = self._initial_list_limit
@@ -412,6 +478,8 @@ class FreshdeskSandbox:
         self._contacts: dict[int, dict] = {}
         self._blocked: set[int] = set()
         self._next_id = FIRST_CONTACT_ID
+        self._companies: dict[int, dict] = {}
+        self._next_company_id = FIRST_COMPANY_ID
         # field -> lookup key -> ids: emails (primary and other, lower-cased), external and twitter ids
         self._index: dict[str, dict[str, set[int]]] = {field: {} for field in UNIQUE_FIELDS}
         self._requests: list[dict] = []
@@ -479,13 +547,41 @@ class FreshdeskSandbox:
             else:
                 self._declare_dropdown(name, choices)
 
+    def set_custom_field_type(self, name: str, field_type: str) -> None:
+        """Give custom field ``name`` one of CUSTOM_FIELD_TYPES (adding the field if needed).
+
+        A dropdown takes its choices from ``set_custom_field_choices``, so ``custom_dropdown`` is refused
+        for a field without choices; any other type drops the field's choices."""
+        with self._lock:
+            self._declare_type(name, field_type)
+
     def _declare_dropdown(self, name: str, choices: Iterable[str]) -> None:
         values = tuple(choices)
         if not values or not all(isinstance(v, str) for v in values):
             raise ValueError(f"dropdown {name!r} needs at least one choice, each a string")
         self.custom_field_choices = {**self.custom_field_choices, name: values}
+        self.custom_field_types = {k: v for k, v in self.custom_field_types.items() if k != name}
+        self._add_custom_field(name)
+
+    def _declare_type(self, name: str, field_type: str) -> None:
+        if field_type not in CUSTOM_FIELD_TYPES:
+            raise ValueError(f"unknown custom field type {field_type!r}; expected one of {CUSTOM_FIELD_TYPES}")
+        if field_type == "custom_dropdown":
+            if name not in self.custom_field_choices:
+                raise ValueError(f"custom field {name!r} has no choices, so it cannot be a custom_dropdown")
+        else:
+            self.custom_field_choices = {k: v for k, v in self.custom_field_choices.items() if k != name}
+            self.custom_field_types = {**self.custom_field_types, name: field_type}
+        self._add_custom_field(name)
+
+    def _add_custom_field(self, name: str) -> None:
         if name not in self.custom_fields:
             self.custom_fields = (*self.custom_fields, name)
+
+    def _custom_field_type(self, name: str) -> str:
+        if name in self.custom_field_choices:
+            return "custom_dropdown"
+        return self.custom_field_types.get(name, "custom_text")
 
     def seed_contact(self, *, deleted: bool = False, blocked: bool = False, **fields: Any) -> dict:
         """Store a contact as an agent would have created it, and return it (a copy).
@@ -512,6 +608,24 @@ class FreshdeskSandbox:
             if blocked:
                 self._blocked.add(contact["id"])
             return copy.deepcopy(contact)
+
+    def seed_company(self, **fields: Any) -> dict:
+        """Store a company as an agent would have created it, and return it (a copy).
+
+        ``fields`` are the API's company fields (name, domains, description, note, industry, custom_fields,
+        ...); None values are left out. The company gets the next id; the call is not logged and costs
+        no rate-limit budget. Raises ValueError for what Freshdesk would refuse: validation errors or a
+        name another company has (ignoring case).
+        """
+        data = {key: value for key, value in fields.items() if value is not None}
+        with self._lock:
+            errors = self._validate_company(data, creating=True)
+            if errors:
+                raise ValueError(f"Freshdesk would refuse this company: {errors}")
+            data = self._normalise_company(data)
+            if self._company_name_taken(data["name"], exclude_id=None):
+                raise ValueError(f"Freshdesk would refuse this company as a duplicate: {data['name']!r}")
+            return copy.deepcopy(self._insert_company(data))
 
     def delete_contact(self, contact_id: int) -> None:
         """Soft-delete, as an agent would: the contact is kept, flagged ``deleted``, its identifiers stay taken."""
@@ -649,6 +763,26 @@ class FreshdeskSandbox:
             if method == "GET":
                 return 200, self._contact_fields(), {}
             return self._method_not_allowed(method, "GET")
+        if segments == ["companies"]:  # listing all companies is not served
+            if method == "POST":
+                return self._create_company(body)
+            return self._method_not_allowed(method, "POST")
+        if segments == ["companies", "autocomplete"]:
+            if method == "GET":
+                return self._autocomplete_companies(query)
+            return self._method_not_allowed(method, "GET")
+        if len(segments) == 2 and segments[0] == "companies" and segments[1].isdigit():
+            company_id = int(segments[1])
+            if method == "GET":
+                company = self._companies.get(company_id)
+                if company is None:
+                    return 404, _EMPTY, {}
+                return 200, copy.deepcopy(company), {}
+            if method == "PUT":
+                return self._update_company(company_id, body)
+            if method == "DELETE":
+                return self._delete_company(company_id)
+            return self._method_not_allowed(method, "GET, PUT, DELETE")
         return 404, _EMPTY, {}
 
     @staticmethod
@@ -717,7 +851,7 @@ class FreshdeskSandbox:
             elif key == "company_id":
                 if not _is_int(value) or value <= 0:
                     errors.append(_error(key, "It should be a/an Positive Integer", "datatype_mismatch"))
-                elif value not in self.company_ids:
+                elif not self._company_exists(value):
                     errors.append(_error(key, MSG_NO_COMPANY, "absent_in_db"))
             elif key == "custom_fields":
                 if not isinstance(value, dict):
@@ -726,21 +860,10 @@ class FreshdeskSandbox:
                 for cf_key, cf_value in value.items():
                     if cf_key not in self.custom_fields:
                         errors.append(_error(cf_key, MSG_INVALID_FIELD, "invalid_field"))
-                    elif cf_value is None:
-                        errors.append(_error(cf_key, "It should not be null", "datatype_mismatch"))
-                    elif not isinstance(cf_value, str):
-                        errors.append(_error(cf_key, MSG_STRING, "datatype_mismatch"))
-                    elif len(cf_value) > MAX_TEXT:
-                        errors.append(
-                            _error(
-                                cf_key,
-                                f"Has {len(cf_value)} characters, it can have maximum of {MAX_TEXT} characters",
-                                "invalid_value",
-                            )
-                        )
-                    elif cf_key in self.custom_field_choices and cf_value not in self.custom_field_choices[cf_key]:
-                        allowed = ",".join(self.custom_field_choices[cf_key])
-                        errors.append(_error(cf_key, f"It should be one of these values: '{allowed}'", "invalid_value"))
+                        continue
+                    cf_error = self._custom_value_error(cf_key, cf_value)
+                    if cf_error is not None:
+                        errors.append(cf_error)
             elif key == "other_emails":
                 if not isinstance(value, list):
                     errors.append(_error(key, "It should be a/an Array", "datatype_mismatch"))
@@ -754,7 +877,7 @@ class FreshdeskSandbox:
                     isinstance(c, dict) and _is_int(c.get("company_id")) and c["company_id"] > 0 for c in value
                 ):
                     errors.append(_error(key, "It should be a/an Array of company_id objects", "datatype_mismatch"))
-                elif any(c["company_id"] not in self.company_ids for c in value):
+                elif not all(self._company_exists(c["company_id"]) for c in value):
                     errors.append(_error(key, MSG_NO_COMPANY, "absent_in_db"))
         if creating:
             if "name" not in data:
@@ -768,6 +891,31 @@ class FreshdeskSandbox:
             if not has_identifier:
                 errors.append(_error("email", MSG_IDENTIFIER, "missing_field"))
         return errors
+
+    def _custom_value_error(self, name: str, value: Any) -> dict | None:
+        """Freshdesk's error for a value of the declared custom field ``name``; None when it fits the field's type."""
+        if value is None:
+            return _error(name, "It should not be null", "datatype_mismatch")
+        field_type = self._custom_field_type(name)
+        if field_type == "custom_number":
+            return None if _is_int(value) else _error(name, "It should be a/an Integer", "datatype_mismatch")
+        if field_type == "custom_checkbox":
+            return None if isinstance(value, bool) else _error(name, "It should be a/an Boolean", "datatype_mismatch")
+        if field_type == "custom_date":
+            return None if _is_date(value) else _error(name, MSG_DATE, "invalid_value")
+        if not isinstance(value, str):
+            return _error(name, MSG_STRING, "datatype_mismatch")
+        if field_type != "custom_paragraph" and len(value) > MAX_TEXT:
+            return _error(
+                name, f"Has {len(value)} characters, it can have maximum of {MAX_TEXT} characters", "invalid_value"
+            )
+        if field_type == "custom_dropdown" and value not in self.custom_field_choices[name]:
+            allowed = ",".join(self.custom_field_choices[name])
+            return _error(name, f"It should be one of these values: '{allowed}'", "invalid_value")
+        return None
+
+    def _company_exists(self, company_id: int) -> bool:
+        return company_id in self.company_ids or company_id in self._companies
 
     @staticmethod
     def _index_entries(contact: dict) -> list[tuple[str, str]]:
@@ -1022,14 +1170,142 @@ class FreshdeskSandbox:
                 "label": name,
                 "position": offset,
                 "default": False,
-                "type": "custom_text",
-                "required_for_agents": False,
+                "type": self._custom_field_type(name),
+                "required_for_agents": name in self.required_custom_fields,
             }
             if name in self.custom_field_choices:
-                field["type"] = "custom_dropdown"
                 field["choices"] = list(self.custom_field_choices[name])
             fields.append(field)
         return fields
+
+    # -- companies --------------------------------------------------------------------------
+    def _validate_company(self, data: dict, *, creating: bool) -> list[dict]:
+        errors: list[dict] = []
+        for key, value in data.items():
+            if key not in COMPANY_FIELDS:
+                errors.append(_error(key, MSG_INVALID_FIELD, "invalid_field"))
+            elif value is None:
+                errors.append(_error(key, "It should not be null", "datatype_mismatch"))
+            elif key == "domains":
+                if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+                    errors.append(_error(key, "It should be a/an Array of Strings", "datatype_mismatch"))
+            elif key == "custom_fields":
+                # no company field schema here: any keys are taken
+                if not isinstance(value, dict):
+                    errors.append(_error(key, "It should be a/an key/value pair", "datatype_mismatch"))
+            elif not isinstance(value, str):
+                errors.append(_error(key, MSG_STRING, "datatype_mismatch"))
+            elif key == "name":
+                if not value.strip():
+                    errors.append(
+                        _error(key, "It should not be blank", "missing_field" if creating else "invalid_value")
+                    )
+                elif len(value) > MAX_TEXT:
+                    errors.append(
+                        _error(
+                            key,
+                            f"Has {len(value)} characters, it can have maximum of {MAX_TEXT} characters",
+                            "invalid_value",
+                        )
+                    )
+        if creating and "name" not in data:
+            errors.append(_error("name", MSG_MISSING, "missing_field"))
+        return errors
+
+    @staticmethod
+    def _normalise_company(data: dict) -> dict:
+        data = copy.deepcopy(data)
+        if isinstance(data.get("domains"), list):
+            data["domains"] = list(dict.fromkeys(d.lower() for d in data["domains"]))
+        return data
+
+    def _company_name_taken(self, name: str, exclude_id: int | None) -> bool:
+        wanted = name.strip().lower()
+        return any(
+            company["name"].strip().lower() == wanted
+            for company_id, company in self._companies.items()
+            if company_id != exclude_id
+        )
+
+    def _create_company(self, body: bytes) -> tuple[int, Any, dict]:
+        data, errors = self._parse_object(body)
+        if data is None:
+            return 400, _validation_failed(errors), {}
+        errors = self._validate_company(data, creating=True)
+        if errors:
+            return 400, _validation_failed(errors), {}
+        data = self._normalise_company(data)
+        if self._company_name_taken(data["name"], exclude_id=None):
+            # unlike a duplicate contact's, this error does not name the company that holds the name
+            return 409, _validation_failed([_error("name", MSG_DUPLICATE, "duplicate_value")]), {}
+        company = self._insert_company(data)
+        return 201, copy.deepcopy(company), {"Location": f"/api/v2/companies/{company['id']}"}
+
+    def _insert_company(self, data: dict) -> dict:
+        """Store a validated, normalised company with a free name under the next id."""
+        company_id = self._next_company_id
+        self._next_company_id += 1
+        stamp = _now_iso()
+        company = {
+            "id": company_id,
+            "name": data["name"],
+            "domains": data.get("domains", []),
+            **{key: data.get(key) for key in COMPANY_STRING_FIELDS},
+            "custom_fields": data.get("custom_fields", {}),
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        self._companies[company_id] = company
+        return company
+
+    def _update_company(self, company_id: int, body: bytes) -> tuple[int, Any, dict]:
+        company = self._companies.get(company_id)
+        if company is None:
+            return 404, _EMPTY, {}
+        data, errors = self._parse_object(body)
+        if data is None:
+            return 400, _validation_failed(errors), {}
+        errors = self._validate_company(data, creating=False)
+        if errors:
+            return 400, _validation_failed(errors), {}
+        data = self._normalise_company(data)
+        if "name" in data and self._company_name_taken(data["name"], exclude_id=company_id):
+            return 409, _validation_failed([_error("name", MSG_DUPLICATE, "duplicate_value")]), {}
+        for key, value in data.items():
+            if key == "custom_fields":
+                company["custom_fields"].update(value)
+            else:
+                company[key] = value  # domains included: an array is replaced, not merged
+        company["updated_at"] = _now_iso(company["updated_at"])
+        return 200, copy.deepcopy(company), {}
+
+    def _delete_company(self, company_id: int) -> tuple[int, Any, dict]:
+        """Gone for good; its contacts stay, no longer linked to it."""
+        if self._companies.pop(company_id, None) is None:
+            return 404, _EMPTY, {}
+        for contact in self._contacts.values():
+            if contact["company_id"] == company_id:
+                contact["company_id"] = None
+            contact["other_companies"] = [c for c in contact["other_companies"] if c.get("company_id") != company_id]
+        return 204, _EMPTY, {}
+
+    def _autocomplete_companies(self, query: str) -> tuple[int, Any, dict]:
+        """Companies whose name, or a word in it, starts with ``name``, ignoring case: ids and names only."""
+        params = parse_qs(query, keep_blank_values=True)
+        unknown = [k for k in params if k != "name"]
+        if unknown:
+            return 400, _validation_failed([_error(k, MSG_INVALID_FIELD, "invalid_field") for k in unknown]), {}
+        if "name" not in params:
+            return 400, _validation_failed([_error("name", MSG_MISSING, "missing_field")]), {}
+        term = params["name"][-1].strip().lower()
+        if not term:
+            return 400, _validation_failed([_error("name", "It should not be blank", "missing_field")]), {}
+        found = [
+            {"id": company_id, "name": company["name"]}
+            for company_id, company in sorted(self._companies.items())
+            if _autocompletes(company["name"], term)
+        ]
+        return 200, {"companies": found}, {}
 
     # -- admin ------------------------------------------------------------------------------
     def _admin(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Any, dict]:
@@ -1040,6 +1316,10 @@ class FreshdeskSandbox:
             return 200, self.contacts(include_deleted=include), {}
         if route == "contacts" and method == "POST":
             return self._admin_seed(body)
+        if route == "companies" and method == "GET":
+            return 200, self.companies(), {}
+        if route == "companies" and method == "POST":
+            return self._admin_seed_company(body)
         if route == "requests" and method == "GET":
             return 200, self.requests(), {}
         if route == "stats" and method == "GET":
@@ -1049,7 +1329,7 @@ class FreshdeskSandbox:
             return 204, _EMPTY, {}
         if route == "faults" and method == "POST":
             return self._admin_faults(body)
-        if route == "contacts":
+        if route in ("contacts", "companies"):
             return self._method_not_allowed(method, "GET, POST")
         if route in ("requests", "stats"):
             return self._method_not_allowed(method, "GET")
@@ -1072,6 +1352,16 @@ class FreshdeskSandbox:
         except ValueError as exc:
             return 400, {"description": "Seeding failed", "message": str(exc)}, {}
         return 201, contact, {}
+
+    def _admin_seed_company(self, body: bytes) -> tuple[int, Any, dict]:
+        data, errors = self._parse_object(body)
+        if data is None:
+            return 400, _validation_failed(errors), {}
+        try:
+            company = self.seed_company(**data)
+        except ValueError as exc:
+            return 400, {"description": "Seeding failed", "message": str(exc)}, {}
+        return 201, company, {}
 
     def _admin_faults(self, body: bytes) -> tuple[int, Any, dict]:
         if body.strip():
@@ -1113,7 +1403,8 @@ class FreshdeskSandbox:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m signal_freshdesk_dev.sandbox", description="Local stand-in for Freshdesk's contacts API v2."
+        prog="python -m signal_freshdesk_dev.sandbox",
+        description="Local stand-in for Freshdesk's contacts and companies API v2.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
@@ -1140,6 +1431,20 @@ def main(argv: list[str] | None = None) -> int:
         help="a dropdown custom contact field and its choices (repeatable)",
     )
     parser.add_argument(
+        "--custom-field-type",
+        action="append",
+        default=[],
+        metavar="NAME=TYPE",
+        help=f"a typed custom contact field, TYPE one of {', '.join(CUSTOM_FIELD_TYPES)} (repeatable)",
+    )
+    parser.add_argument(
+        "--required-custom-field",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a custom contact field listed as required for agents (repeatable)",
+    )
+    parser.add_argument(
         "--no-unique-external-id",
         action="store_true",
         help="behave like an account without the unique external id feature",
@@ -1149,7 +1454,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         type=int,
         dest="company_ids",
-        help="an existing company id (repeatable; default 1, 2, 3)",
+        help="an existing company the sandbox holds no record of, by id (repeatable; default 1, 2, 3)",
     )
     args = parser.parse_args(argv)
     dropdowns = {}
@@ -1158,19 +1463,30 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not name or not choices:
             parser.error(f"--dropdown expects NAME=CHOICE,CHOICE, got {spec!r}")
         dropdowns[name] = choices.split(",")
-    sandbox = FreshdeskSandbox(
-        args.api_key,
-        host=args.host,
-        port=args.port,
-        rate_limit=args.rate_limit,
-        window_seconds=args.window,
-        custom_fields=args.custom_fields if args.custom_fields else ("signup_method",),
-        unique_external_id_enabled=not args.no_unique_external_id,
-        company_ids=args.company_ids if args.company_ids else (1, 2, 3),
-        custom_field_choices=dropdowns,
-        list_rate_limit=args.list_rate_limit,
-        list_window_seconds=args.list_window,
-    )
+    field_types = {}
+    for spec in args.custom_field_type:
+        name, sep, field_type = spec.partition("=")
+        if not sep or not name or field_type not in CUSTOM_FIELD_TYPES:
+            parser.error(f"--custom-field-type expects NAME=TYPE with a known TYPE, got {spec!r}")
+        field_types[name] = field_type
+    try:
+        sandbox = FreshdeskSandbox(
+            args.api_key,
+            host=args.host,
+            port=args.port,
+            rate_limit=args.rate_limit,
+            window_seconds=args.window,
+            custom_fields=args.custom_fields if args.custom_fields else ("signup_method",),
+            unique_external_id_enabled=not args.no_unique_external_id,
+            company_ids=args.company_ids if args.company_ids else (1, 2, 3),
+            custom_field_choices=dropdowns,
+            list_rate_limit=args.list_rate_limit,
+            list_window_seconds=args.list_window,
+            custom_field_types=field_types,
+            required_custom_fields=args.required_custom_field,
+        )
+    except ValueError as exc:  # fields that contradict each other
+        parser.error(str(exc))
     sandbox.start()
     print(f"Freshdesk sandbox listening on {sandbox.base_url} (Ctrl-C to stop)", flush=True)
     try:

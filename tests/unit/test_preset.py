@@ -138,9 +138,10 @@ def test_page_and_screen_are_dropped_as_page_view(kind):
     assert drop_reason(event) is DropReason.PAGE_VIEW
 
 
-def test_group_event_is_dropped_as_unsupported_event():
-    assert select_operation({"type": "group"}) is DropReason.UNSUPPORTED_EVENT
-    assert drop_reason(make_event("group", event=None, traits={"name": "Acme Ltd"})) is DropReason.UNSUPPORTED_EVENT
+def test_group_event_upserts_a_company_and_a_nameless_one_is_dropped():
+    # The Default preset's group row changed: a group event is a company upsert (docs/behaviour.md).
+    assert select_operation({"type": "group"}) is Operation.COMPANY
+    assert drop_reason(make_event("group", event=None, traits={})) is DropReason.NO_COMPANY_NAME
 
 
 @pytest.mark.parametrize("name", ["Order Completed", "Sign Up", "Signed Up Again", "Identify", "", None])
@@ -225,7 +226,8 @@ def test_sample_consent_denied_is_dropped_consent_denied():
 def test_sample_batch_yields_a_decision_for_each_event_in_order():
     decisions = [plan_event(event) for event in signal_events_of(load_event("batch"))]
     summary = [
-        ("Delivery", d.operation) if isinstance(d, Delivery) else (type(d).__name__, d.reason) for d in decisions
+        ("Delivery", d.operation) if isinstance(d, Delivery) else (type(d).__name__, getattr(d, "reason", None))
+        for d in decisions
     ]
     assert summary == [
         ("Delivery", Operation.SIGN_UP),
@@ -233,7 +235,7 @@ def test_sample_batch_yields_a_decision_for_each_event_in_order():
         ("Drop", DropReason.PAGE_VIEW),
         ("Drop", DropReason.ANONYMOUS),
         ("Drop", DropReason.CONSENT_DENIED),
-        ("Drop", DropReason.UNSUPPORTED_EVENT),
+        ("PlannedCompany", None),  # group events upsert companies since the companies change
     ]
     mei = decisions[0].contact
     assert mei["email"] == "mei.chen@example.com"

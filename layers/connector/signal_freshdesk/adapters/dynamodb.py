@@ -392,6 +392,8 @@ def _item_from_known(known: Known, *, expiration: int) -> dict[str, Any]:
         item["external_id"] = {"S": known.external_id}
     if known.digest:
         item["digest"] = {"S": known.digest}
+    if known.filled:
+        item["filled"] = {"SS": sorted(known.filled)}
     return item
 
 
@@ -406,4 +408,5 @@ def _known_from_item(item: dict[str, Any]) -> Known:
         external_id=external_id if isinstance(external_id, str) else None,
         digest=item.get("digest", {}).get("S", ""),
         deleted=item.get("deleted", {}).get("BOOL") is True,
+        filled=tuple(sorted(name for name in item.get("filled", {}).get("SS", []) if isinstance(name, str))),
     )

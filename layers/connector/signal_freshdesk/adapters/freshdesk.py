@@ -57,7 +57,7 @@ def read_within(response: Any, seconds: float, clock: Any = time.monotonic) -> b
 
 
 class FreshdeskClient:
-    """Contacts calls. No automatic retries on status codes: the retry queue owns retrying.
+    """Contacts and companies calls. No automatic retries on status codes: the retry queue owns retrying.
 
     Only a failed connect (the request never left) is retried once, which also covers a keep-alive
     socket that went stale while the Lambda sandbox was frozen.
@@ -106,14 +106,37 @@ class FreshdeskClient:
     def get_contact(self, creds: Credentials, contact_id: int, *, deadline: Deadline | None = None) -> Answer:
         return self._request(creds, "GET", f"/api/v2/contacts/{int(contact_id)}", None, deadline)
 
-    def list_contact_fields(self, creds: Credentials, *, deadline: Deadline | None = None) -> Answer:
+    def contact_fields(self, creds: Credentials, *, deadline: Deadline | None = None) -> Answer:
         """Read-only: the account's contact field schema (a credentials check that creates nothing)."""
         return self._request(creds, "GET", "/api/v2/contact_fields", None, deadline)
+
+    def list_contact_fields(self, creds: Credentials, *, deadline: Deadline | None = None) -> Answer:
+        """The same as `contact_fields`, under the name `signal_freshdesk_dev.check` calls."""
+        return self.contact_fields(creds, deadline=deadline)
 
     def find_contacts(self, creds: Credentials, field: str, value: str, *, deadline: Deadline | None = None) -> Answer:
         if field not in LIST_FILTERS:
             raise ValueError(f"not a contacts-list filter: {field}")
         return self._request(creds, "GET", f"/api/v2/contacts?{field}={quote(value, safe='')}", None, deadline)
+
+    def create_company(
+        self, creds: Credentials, company: dict[str, Any], *, deadline: Deadline | None = None
+    ) -> Answer:
+        return self._request(creds, "POST", "/api/v2/companies", company, deadline)
+
+    def update_company(
+        self, creds: Credentials, company_id: int, company: dict[str, Any], *, deadline: Deadline | None = None
+    ) -> Answer:
+        return self._request(creds, "PUT", f"/api/v2/companies/{int(company_id)}", company, deadline)
+
+    def get_company(self, creds: Credentials, company_id: int, *, deadline: Deadline | None = None) -> Answer:
+        return self._request(creds, "GET", f"/api/v2/companies/{int(company_id)}", None, deadline)
+
+    def find_companies(self, creds: Credentials, name: str, *, deadline: Deadline | None = None) -> Answer:
+        """Companies whose name, or a word in it, starts with `name` (Freshdesk's autocomplete)."""
+        return self._request(
+            creds, "GET", f"/api/v2/companies/autocomplete?name={quote(name, safe='')}", None, deadline
+        )
 
     def _request(
         self, creds: Credentials, method: str, path: str, body: dict[str, Any] | None, deadline: Deadline | None

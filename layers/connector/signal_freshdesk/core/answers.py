@@ -61,6 +61,8 @@ def result_summary(result: Result) -> dict[str, Any]:
     }
     if result.contact_id is not None:
         summary["contact_id"] = result.contact_id
+    if result.company_id is not None:
+        summary["company_id"] = result.company_id
     if result.reason:
         summary["reason"] = result.reason
     if result.outcome is Outcome.QUEUED and result.retry_after is not None:

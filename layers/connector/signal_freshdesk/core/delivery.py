@@ -17,15 +17,13 @@ the contact can do without is sent again without them. Returns a `Result`; sends
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..observability import count, logger
-from .backoff import retry_after_seconds
-from .credentials import Credentials, CredentialStore
-from .errors import ConfigError, SecretUnavailable, StoreUnavailable
-from .identity import IdentityKeys, Known, identity_key_from_secret, is_older, newer_of
+from .companies import CompanySync
+from .conversation import Conversation, Finished
+from .credentials import CredentialStore
+from .identity import Known, is_older, newer_of
 from .mapping import CONSENT_TAG
 from .model import Answer, Consent, DropReason, Operation, Outcome, PlannedContact, Result
 from .outcomes import (
@@ -33,6 +31,7 @@ from .outcomes import (
     Verdict,
     existing_contact_ids,
     has_tag,
+    has_value,
     judge_create,
     judge_lookup,
     judge_phone_lookup,
@@ -41,6 +40,7 @@ from .outcomes import (
     merge_tags,
     without_fields,
     without_tag,
+    without_targets,
 )
 from .pacing import RateBudget
 from .ports import Freshdesk, IdentityMap
@@ -52,14 +52,6 @@ PERSON_BUSY_DELAY_SECONDS = 5
 # How long a hold on a person lasts if its invocation dies: longer than either function's timeout, so a
 # hold never ends while its invocation still writes (a live invocation lets go as soon as it is done).
 PERSON_CLAIM_SECONDS = 90
-
-
-class _Finished(Exception):
-    """A step ended the event; `result` is how."""
-
-    def __init__(self, result: Result) -> None:
-        super().__init__(result.outcome.value)
-        self.result = result
 
 
 def deliver_contact(
@@ -82,12 +74,12 @@ def deliver_contact(
     )
     try:
         return sync.run()
-    except _Finished as finished:
+    except Finished as finished:
         return finished.result
 
 
-class ContactSync:
-    """One event's conversation with Freshdesk (and the identity map)."""
+class ContactSync(Conversation):
+    """One event's conversation with Freshdesk (and the identity map) about a person's contact."""
 
     def __init__(
         self,
@@ -100,21 +92,13 @@ class ContactSync:
         *,
         create_when_withdrawn: bool = False,
     ) -> None:
+        super().__init__(planned.message_id, freshdesk, credentials, rate, deadline, identity_map)
         self.planned = planned
         self.create_when_withdrawn = create_when_withdrawn
-        self.freshdesk = freshdesk
-        self.credentials = credentials
-        self.rate = rate
-        self.deadline = deadline
-        self.map = identity_map
-        self.creds: Credentials = credentials.get()
-        self.keys = IdentityKeys(identity_key_from_secret(self.creds.webhook_token, self.creds.identity_key))
         self.person_keys = self.keys.keys_for(planned.contact) if identity_map is not None else []
-        self.reauthenticated = False
         self.remembered = False
         self.held_on: IdentityMap | None = None  # the map a hold on this person was taken on, until let go
-        self.attempted = False
-        self.dropped: tuple[str, ...] = ()
+        self.company: dict[str, Any] | None = None  # {"company_id": n} once the named company is found
 
     # -- the flow ----------------------------------------------------------------------------------
     def run(self) -> Result:
@@ -150,9 +134,11 @@ class ContactSync:
         try:
             if self.planned.consent is Consent.DENIED and not self.create_when_withdrawn:
                 result = self._withdraw_unknown(known)
+            elif self.planned.operation is Operation.UPDATE:
+                result = self._update_unknown()
             else:
                 result = self._create()
-        except _Finished as finished:
+        except Finished as finished:
             result = finished.result
         finally:
             if not self.remembered:
@@ -209,6 +195,7 @@ class ContactSync:
         return self._create_contact(contact)
 
     def _create_contact(self, contact: dict[str, Any]) -> Result:
+        contact = {**contact, **self._company()}
         while True:
             answer = self._call(self.freshdesk.create_contact, contact)
             verdict = judge_create(self.planned.operation, answer, contact)
@@ -223,14 +210,15 @@ class ContactSync:
         if verdict.action is Action.UPDATE and verdict.contact_id is not None:
             return self._existing(verdict.contact_id)
         if verdict.outcome is Outcome.DELIVERED and verdict.contact_id is not None:
-            sent_update = without_fields(self.planned.update, self.dropped)
+            sent_update = without_fields({**self.planned.update, **self._company()}, self.dropped)
             self._remember(
                 Known(
                     verdict.contact_id,
                     newest=self.planned.timestamp,
                     has_tag=has_tag(contact.get("tags"), CONSENT_TAG),
                     external_id=self.keys.mark(contact.get("unique_external_id")),
-                    digest=self.keys.digest(sent_update),
+                    digest=self.keys.digest(without_targets(sent_update, self.planned.if_empty)),
+                    filled=tuple(sorted(t for t in self.planned.if_empty if has_value(contact, t))),
                 )
             )
         elif verdict.outcome is Outcome.CONFLICT and self.planned.operation is Operation.SIGN_UP:
@@ -245,23 +233,30 @@ class ContactSync:
             return self._withdraw(contact_id, None)
         return self._update(contact_id, None)
 
-    def _update(self, contact_id: int, known: Known | None) -> Result:
+    def _update(self, contact_id: int, known: Known | None, current: dict[str, Any] | None = None) -> Result:
+        """Send what the event says to an existing contact: `current` is the contact when a lookup just
+        returned it. `if_empty` fields go only where the contact has no value: the map remembers which
+        ones it has, and the contact is read when the map cannot say."""
         planned = self.planned
-        body = dict(planned.update)
+        body = {**planned.update, **self._company()}
         wants_tag = has_tag(planned.contact.get("tags"), CONSENT_TAG)
-        needs_read = (
+        filled = frozenset(known.filled if known is not None else ())
+        needs_read = current is None and (
             known is None
             or (wants_tag and known.has_tag is not True)
             or ("unique_external_id" in body and known.external_id is None)
+            or any(target not in filled for target in planned.if_empty)
         )
-        current: dict[str, Any] | None = None
         if needs_read:
             current = self._read(contact_id)
             if current is None:  # the id is gone: forget it and create afresh
                 return self._create_after_forgetting()
+        if current is not None:
             if current.get("deleted") is True:
                 self._remember(Known(contact_id, deleted=True))
                 return self._result(Outcome.DELETED_IN_FRESHDESK, contact_id=contact_id)
+            filled = frozenset(t for t in planned.if_empty if has_value(current, t))
+        body = without_targets(body, filled)
         # Three-valued: a tag nobody has read stays unknown in the map, so a later withdrawal reads it.
         tagged = (
             has_tag(current.get("tags"), CONSENT_TAG) if current is not None else (known.has_tag if known else None)
@@ -279,9 +274,11 @@ class ContactSync:
             mismatch = True
         if wants_tag and not tagged:
             body["tags"] = merge_tags(current.get("tags") if current is not None else [], [CONSENT_TAG])
-        digest = self.keys.digest({k: v for k, v in body.items() if k != "tags"})
+        compared = without_targets({k: v for k, v in body.items() if k != "tags"}, planned.if_empty)
+        digest = self.keys.digest(compared)
         new_external = self.keys.mark(body["unique_external_id"]) if "unique_external_id" in body else their_external
-        if not body or ("tags" not in body and known is not None and known.digest == digest):
+        fills_empty = any(has_value(body, target) for target in planned.if_empty)
+        if not body or ("tags" not in body and not fills_empty and known is not None and known.digest == digest):
             self._remember(
                 Known(
                     contact_id,
@@ -289,6 +286,7 @@ class ContactSync:
                     has_tag=tagged,
                     external_id=new_external,
                     digest=digest if known is None else known.digest,
+                    filled=tuple(sorted(filled)),
                 )
             )
             outcome = Outcome.IDENTITY_MISMATCH if mismatch else Outcome.UNCHANGED
@@ -305,7 +303,10 @@ class ContactSync:
                     external_id=self.keys.mark(body["unique_external_id"])
                     if "unique_external_id" in body
                     else their_external,
-                    digest=self.keys.digest({k: v for k, v in body.items() if k != "tags"}),
+                    digest=self.keys.digest(
+                        without_targets({k: v for k, v in body.items() if k != "tags"}, planned.if_empty)
+                    ),
+                    filled=tuple(sorted(filled | {t for t in planned.if_empty if has_value(body, t)})),
                 )
             )
             if mismatch:
@@ -357,10 +358,23 @@ class ContactSync:
         if known is not None:  # looked up before: Freshdesk had no contact for them
             self._remember(replace(known, newest=newer_of(self.planned.timestamp, known.newest)))
             return self._result(Outcome.DROPPED, reason=DropReason.CONSENT_DENIED.value)
+        found = self._look_up(DropReason.CONSENT_DENIED)
+        return self._withdraw_from(found[0], found[1], None)
+
+    def _update_unknown(self) -> Result:
+        """An update-only event for a person the map does not know to have a contact: one lookup, then the
+        update, or nothing when Freshdesk has no contact for them. A "no contact" the map remembers is
+        looked up again: an agent may have created the contact since."""
+        contact_id, current = self._look_up(DropReason.NO_CONTACT)
+        return self._update(contact_id, None, current)
+
+    def _look_up(self, absent: DropReason) -> tuple[int, dict[str, Any]]:
+        """The person's one contact, found by their first identifier (LOOKUP_ORDER). When Freshdesk has none,
+        the map remembers that and the event ends dropped with reason `absent`."""
         contact = self.planned.contact
         field = next((name for name in LOOKUP_ORDER if isinstance(contact.get(name), str)), None)
         if field is None:
-            return self._result(Outcome.DROPPED, reason=DropReason.CONSENT_DENIED.value)
+            raise Finished(self._result(Outcome.DROPPED, reason=absent.value))
         while True:
             answer = self._call(self.freshdesk.find_contacts, field, contact[field])
             verdict = self._settle(judge_lookup(answer), answer, {})
@@ -368,11 +382,39 @@ class ContactSync:
                 break
         if verdict.action is Action.CREATE:
             self._remember(Known(None, newest=self.planned.timestamp))
-            return self._result(Outcome.DROPPED, reason=DropReason.CONSENT_DENIED.value)
+            raise Finished(self._result(Outcome.DROPPED, reason=absent.value))
         if verdict.action is Action.UPDATE and verdict.contact_id is not None:
             found = next(c for c in answer.body if isinstance(c, dict) and c.get("id") == verdict.contact_id)
-            return self._withdraw_from(verdict.contact_id, found, None)
-        return self._done(verdict, answer)
+            return verdict.contact_id, found
+        raise Finished(self._done(verdict, answer))
+
+    def _company(self) -> dict[str, Any]:
+        """`{"company_id": n}` for the company the event names, found or created first; {} when it names
+        none or the company cannot be had (the contact goes without it, as Freshdesk would allow)."""
+        if self.company is None:
+            ref = self.planned.company
+            self.company = {}
+            if ref is not None:
+                sync = CompanySync(
+                    self.message_id,
+                    self.freshdesk,
+                    self.credentials,
+                    self.rate,
+                    self.deadline,
+                    self.map,
+                    creds=self.creds,
+                    timestamp=self.planned.timestamp,
+                )
+                try:
+                    found = sync.resolve(ref)
+                finally:
+                    self.attempted = self.attempted or sync.attempted
+                    self.creds = sync.creds
+                if found is not None:
+                    self.company = {"company_id": found}
+                elif sync.refused:
+                    self.dropped = (*self.dropped, "company_id")
+        return self.company
 
     def _create_after_forgetting(self) -> Result:
         self._forget()
@@ -382,13 +424,6 @@ class ContactSync:
         return self._stranger(None)
 
     # -- Freshdesk ---------------------------------------------------------------------------------
-    def _call(self, method: Callable[..., Answer], *args: Any) -> Answer:
-        answer = method(self.creds, *args, deadline=self.deadline)
-        self.attempted = True
-        self.rate.observe(answer)
-        count("freshdesk_call")
-        return answer
-
     def _put(
         self, contact_id: int, body: dict[str, Any], *, may_drop_fields: bool
     ) -> tuple[Verdict, Answer, dict[str, Any]]:
@@ -405,7 +440,7 @@ class ContactSync:
                 return verdict, answer, body
             if verdict.outcome is Outcome.DELETED_IN_FRESHDESK:
                 self._remember(Known(contact_id, deleted=True))
-                raise _Finished(self._result(Outcome.DELETED_IN_FRESHDESK, status=answer.status, contact_id=contact_id))
+                raise Finished(self._result(Outcome.DELETED_IN_FRESHDESK, status=answer.status, contact_id=contact_id))
             verdict = self._settle(verdict, answer, body)
             if verdict.action is not Action.REAUTH:
                 return verdict, answer, body
@@ -421,37 +456,7 @@ class ContactSync:
                 return answer.body if isinstance(answer.body, dict) else {}
             verdict = self._settle(verdict, answer, {})
             if verdict.action is not Action.REAUTH:
-                raise _Finished(self._from_verdict(verdict, answer))
-
-    def _settle(self, verdict: Verdict, answer: Answer, contact: dict[str, Any]) -> Verdict:
-        """Handle the verdicts every call shares: a 401 re-reads the secret once (REAUTH: call again);
-        retries, rejections and a second 401 end the event."""
-        if verdict.action is Action.REAUTH and not self.reauthenticated:
-            self.reauthenticated = True
-            try:
-                self.creds = self.credentials.refresh(self.creds)
-            except (ConfigError, SecretUnavailable) as exc:
-                raise _Finished(
-                    self._result(Outcome.QUEUED, status=answer.status, reason="secret_unavailable", error=str(exc))
-                ) from None
-            return verdict
-        if verdict.action in (Action.RETRY, Action.REAUTH, Action.REJECT, Action.RESEND_WITHOUT):
-            raise _Finished(self._from_verdict(verdict, answer))
-        return verdict
-
-    def _from_verdict(self, verdict: Verdict, answer: Answer) -> Result:
-        if verdict.action is Action.RETRY:
-            return self._result(
-                Outcome.QUEUED,
-                status=answer.status,
-                reason="rate_limited" if answer.status == 429 else "freshdesk_unavailable",
-                freshdesk_body=answer.body,
-                retry_after=retry_after_seconds(answer),
-                error=answer.error,
-            )
-        return self._result(
-            Outcome.REJECTED, status=answer.status, reason=f"freshdesk_{answer.status}", freshdesk_body=answer.body
-        )
+                raise Finished(self._from_verdict(verdict, answer))
 
     def _done(self, verdict: Verdict, answer: Answer) -> Result:
         if verdict.action is not Action.DONE or verdict.outcome is None:
@@ -464,20 +469,7 @@ class ContactSync:
             warning=verdict.warning,
         )
 
-    def _result(self, outcome: Outcome, **fields: Any) -> Result:
-        return Result(self.planned.message_id, outcome, dropped_fields=self.dropped, attempted=self.attempted, **fields)
-
     # -- the identity map --------------------------------------------------------------------------
-    def _with_map[T](self, target: IdentityMap | None, call: Callable[[IdentityMap], T], fallback: T) -> T:
-        """One call of the identity map; without it (off, or failed earlier for this event) the fallback."""
-        if target is None or not self.person_keys:
-            return fallback
-        try:
-            return call(target)
-        except StoreUnavailable as exc:
-            self._map_failed(exc)
-            return fallback
-
     def _find(self) -> Known | None:
         return self._with_map(self.map, lambda people: people.find(self.person_keys), None)
 
@@ -504,14 +496,6 @@ class ContactSync:
         # Through the map the hold was taken on, even if this event stopped using the map since.
         held_on, self.held_on = self.held_on, None
         self._with_map(held_on, lambda people: people.unlock(self.person_keys), None)
-
-    def _map_failed(self, exc: Exception) -> None:
-        logger.warning(
-            "identity map unavailable; going on without it",
-            extra={"messageId": self.planned.message_id, "error": str(exc)},
-        )
-        count("identity_map_unavailable")
-        self.map = None
 
 
 def _existing_ids(answer: Answer) -> list[int]:

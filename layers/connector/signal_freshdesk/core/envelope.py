@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .mapping import MAX_TEXT, TRAIT_KEYS, has_unusable_characters, message_id_of
+from .mapping import MAX_TEXT, has_unusable_characters, message_id_of
+from .rules import TOP_LEVEL_SOURCES, normalise_event_name
 
 if TYPE_CHECKING:
     from .model import Result
@@ -228,18 +229,20 @@ def _clip(value: Any, length: int) -> Any:
     return value[:length] if isinstance(value, str) else value
 
 
-# The traits kept are TRAIT_KEYS, the mapping's own list of what it reads (name parts, email, phone, title,
-# company_id, user_id): one list, so the slim event cannot fall behind the mapping.
+# What the slim event keeps is what a mapping may read (rules.SOURCE_ROOTS): the event's own fields that
+# name and order it, a group's groupId, and everything under `traits`, `context.traits` and `properties` down to KEPT_DEPTH, so a retry maps a
+# user's own fields exactly as the first attempt did. Objects deeper down and lists of objects go.
 MAX_KEPT_TEXT = 1024
+KEPT_DEPTH = 4
 # Read by the mapping as given, untrimmed (`timestamp` counts its length, `messageId` is its first 128
 # characters): these are cut without trimming.
 _UNTRIMMED_KEYS = frozenset({"timestamp", "messageId"})
 
 
 def slim_event(event: Mapping[str, Any], *, max_text: int = MAX_KEPT_TEXT) -> dict[str, Any]:
-    """The part of an event the mapping reads: what the retry queue and the DLQ keep.
+    """The part of an event a mapping reads: what the retry queue and the DLQ keep.
 
-    The mapping's answer is the same for the slim event as for the full one. Texts over `max_text`
+    Any mapping's answer is the same for the slim event as for the full one. Texts over `max_text`
     characters (1,024; never less than 256) are cut, which changes nothing: every mapped field is at most
     255 characters after trimming, so a text is trimmed before it is cut (the `timestamp` and `messageId`,
     which the mapping reads untrimmed, are cut as they are), a text too long to use stays too long, and a
@@ -257,23 +260,29 @@ def slim_event(event: Mapping[str, Any], *, max_text: int = MAX_KEPT_TEXT) -> di
             return cut
         return value if isinstance(value, (str, int, float, bool)) or value is None else None
 
-    def traits(source: object) -> dict[str, Any]:
-        found = _as_mapping(source)
-        return {k: keep(found[k]) for k in TRAIT_KEYS if k in found}
+    def tree(source: Mapping[str, Any], depth: int) -> dict[str, Any]:
+        kept: dict[str, Any] = {}
+        for key, value in source.items():
+            if isinstance(value, Mapping):
+                if depth > 1:
+                    kept[key] = tree(value, depth - 1)
+            elif isinstance(value, list):
+                kept[key] = [keep(item) for item in value if not isinstance(item, (Mapping, list))]
+            else:
+                kept[key] = keep(value)
+        return kept
 
-    slim: dict[str, Any] = {
-        k: keep(event[k], trim=k not in _UNTRIMMED_KEYS)
-        for k in ("type", "event", "messageId", "userId", "user_id", "timestamp")
-        if k in event
-    }
-    if isinstance(event.get("traits"), Mapping):
-        slim["traits"] = traits(event["traits"])
-    if isinstance(_as_mapping(event.get("properties")).get("method"), str):
-        slim["properties"] = {"method": keep(event["properties"]["method"])}
+    top = (*TOP_LEVEL_SOURCES, "groupId") if normalise_event_name(event.get("type")) == "group" else TOP_LEVEL_SOURCES
+    slim: dict[str, Any] = {k: keep(event[k], trim=k not in _UNTRIMMED_KEYS) for k in top if k in event}
+    for key in ("traits", "properties"):
+        if isinstance(event.get(key), Mapping):
+            slim[key] = tree(event[key], KEPT_DEPTH)
     context = _as_mapping(event.get("context"))
     kept_context: dict[str, Any] = {}
     if isinstance(context.get("traits"), Mapping):
-        kept_context["traits"] = traits(context["traits"])
+        kept_context["traits"] = tree(context["traits"], KEPT_DEPTH)
+    if "groupId" in context and not isinstance(context["groupId"], (Mapping, list)):
+        kept_context["groupId"] = keep(context["groupId"])
     consent = _as_mapping(context.get("consent"))
     if consent:
         canonical = consent.get("canonical")

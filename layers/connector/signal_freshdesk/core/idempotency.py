@@ -171,6 +171,8 @@ def summary_of(result: Result, *, digest: str = "") -> dict[str, Any]:
         "contact_id": result.contact_id,
         "reason": result.reason,
     }
+    if result.company_id is not None:
+        summary["company_id"] = result.company_id
     if digest:
         summary["digest"] = digest
     return summary
@@ -190,12 +192,14 @@ def result_from_summary(message_id: str, summary: dict[str, Any]) -> Result:
         outcome = Outcome.QUEUED
     status = summary.get("status")
     contact_id = summary.get("contact_id")
+    company_id = summary.get("company_id")
     return Result(
         message_id,
         outcome,
         status if isinstance(status, int) else None,
         reason=str(summary.get("reason") or ""),
         contact_id=contact_id if isinstance(contact_id, int) else None,
+        company_id=company_id if isinstance(company_id, int) else None,
         duplicate=True,
     )
 

@@ -32,6 +32,9 @@ class Known:
     external_id: str | None = None  # mark of the contact's unique_external_id ("" it has none; None: not known)
     digest: str = ""  # digest of the fields last sent ("" none)
     deleted: bool = False  # a person deleted the contact in Freshdesk
+    # Mapped fields (`mobile`, `custom_fields.plan`) the contact is known to hold a value in: an `if_empty`
+    # rule leaves them alone without reading the contact first.
+    filled: tuple[str, ...] = ()  # sorted
 
 
 class IdentityKeys:
@@ -56,6 +59,11 @@ class IdentityKeys:
                 normalised = value.lower() if name == "email" else value
                 keys.append(self._mac(f"{_KEY_PREFIX[name]}:{normalised}"))
         return keys
+
+    def company_keys(self, group_id: str | None, name: str | None) -> list[str]:
+        """A company's keys: its Signal group id, and its name ignoring case (Freshdesk's unique key)."""
+        keys = [self._mac(f"group:{group_id}")] if group_id else []
+        return keys + ([self._mac(f"company:{name.casefold()}")] if name else [])
 
     def mark(self, value: str | None) -> str:
         """A comparable stand-in for a value ("" for none)."""

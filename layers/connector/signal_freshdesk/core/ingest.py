@@ -12,7 +12,7 @@ from .errors import ConfigError, SecretUnavailable
 from .idempotency import MAX_MESSAGE_ID_LENGTH, IdempotencyGuard, event_digest, first_use, forget_use
 from .identity import parse_timestamp, person_identifiers
 from .mapping import message_id_of
-from .model import Drop, Outcome, PlannedContact, Result
+from .model import Drop, Outcome, PlannedCompany, PlannedContact, Result
 from .pipeline import attempt_event, plan_for, queue_or_park
 from .ports import Runtime
 from .report import report
@@ -145,7 +145,7 @@ def process_events(events: list[Any], runtime: Runtime, *, deadline: Deadline) -
 
         # Planned once: the lanes need each event's person, and delivery the same plan.
         wanted = set(handled)
-        plans: list[PlannedContact | Drop | None] = [
+        plans: list[PlannedContact | PlannedCompany | Drop | None] = [
             plan_for(event, runtime.settings) if i in wanted else None for i, event in enumerate(events)
         ]
         lanes = [lane for lane in person_lanes(plans) if lane]
@@ -165,7 +165,7 @@ def process_events(events: list[Any], runtime: Runtime, *, deadline: Deadline) -
     return [result for result in results if result is not None]
 
 
-def person_lanes(plans: list[PlannedContact | Drop | None]) -> list[list[int]]:
+def person_lanes(plans: list[PlannedContact | PlannedCompany | Drop | None]) -> list[list[int]]:
     """The indexes of a batch's planned events (None: not handled here) grouped by person, each group in
     the order to apply it.
 
@@ -184,12 +184,18 @@ def person_lanes(plans: list[PlannedContact | Drop | None]) -> list[list[int]]:
     owner: dict[str, int] = {}
     stamps: list[str] = [""] * len(plans)
     for index, plan in enumerate(plans):
-        if not isinstance(plan, PlannedContact):
+        if not isinstance(plan, (PlannedContact, PlannedCompany)):
             continue
         stamps[index] = plan.timestamp
-        for field in person_identifiers(plan.contact):
-            value = plan.contact[field]
-            identifier = f"{field}:{value.lower() if field == 'email' else value}"
+        identifiers = (
+            [plan.person]
+            if isinstance(plan, PlannedCompany)
+            else [
+                f"{field}:{plan.contact[field].lower() if field == 'email' else plan.contact[field]}"
+                for field in person_identifiers(plan.contact)
+            ]
+        )
+        for identifier in identifiers:
             if identifier in owner:
                 parent[root(index)] = root(owner[identifier])
             else:
@@ -212,7 +218,7 @@ def process_one(
     runtime: Runtime,
     deadline: Deadline,
     admission: Admission,
-    plan: PlannedContact | Drop | None = None,
+    plan: PlannedContact | PlannedCompany | Drop | None = None,
 ) -> Result:
     message_id = admission.message_id
     timing = runtime.settings.timing

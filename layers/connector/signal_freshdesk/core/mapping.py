@@ -1,31 +1,37 @@
-"""The Default preset: which Signal events reach Freshdesk, and the contact each one becomes.
+"""The mapping engine: which Signal events reach Freshdesk, and the contact or company each one becomes.
 
-Pure functions over plain data (dicts in, dataclasses out): no AWS, no HTTP.
+One engine applies every mapping: the Default preset is the built-in mapping (`default_mapping.json`),
+and a user's mapping file (`rules`) replaces or extends it. Pure functions over plain data (dicts in,
+dataclasses out): no AWS, no HTTP.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import phonenumbers
+from .conversions import MAX_TEXT, converter, cut, has_unusable_characters, to_email, to_id, to_phone, to_text
+from .conversions import to_integer as _to_integer
+from .conversions import usable_text as usable_text
+from .model import CompanyRef, Consent, Drop, DropReason, Operation, PlannedCompany, PlannedContact
+from .rules import (
+    DEFAULT_MAPPING,
+    IDENTIFY_CALL,
+    ContactMapping,
+    FieldRule,
+    Join,
+    Path_,
+    json_path_get,
+    normalise_event_name,
+)
 
-from .model import Consent, Drop, DropReason, Operation, PlannedContact
+__all__ = ["MAX_TEXT", "has_unusable_characters", "normalise_event_name", "usable_text"]
 
-MAX_TEXT = 255
 CONSENT_TAG = "marketing-consent"
-_EMAIL = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+$")
-_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
-_NAME_SEPARATORS = re.compile(r"[\s_-]+")
-
-
-def normalise_event_name(name: object) -> str:
-    """`Signed Up`, `signed_up` and `signed-up` all become `signed_up`."""
-    if not isinstance(name, str):
-        return ""
-    return _NAME_SEPARATORS.sub("_", name.strip().lower()).strip("_")
+_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 
 
 def message_id_of(event: Mapping[str, Any]) -> str:
@@ -35,19 +41,26 @@ def message_id_of(event: Mapping[str, Any]) -> str:
     return ""
 
 
-def select_operation(event: Mapping[str, Any]) -> Operation | DropReason:
+def event_name_of(event: Mapping[str, Any]) -> str:
+    """The name mapping rules know an event by: IDENTIFY_CALL for identify calls, else the normalised name
+    of a track event (`Signed Up` is `signed_up`); "" for anything else."""
     kind = normalise_event_name(event.get("type"))
     if kind == "identify":
-        return Operation.IDENTIFY
+        return IDENTIFY_CALL
+    if kind == "track":
+        return normalise_event_name(event.get("event"))
+    return ""
+
+
+def select_operation(event: Mapping[str, Any], mapping: ContactMapping = DEFAULT_MAPPING) -> Operation | DropReason:
+    kind = normalise_event_name(event.get("type"))
     if kind in ("page", "screen"):
         return DropReason.PAGE_VIEW
-    if kind == "track":
-        name = normalise_event_name(event.get("event"))
-        if name == "identified":
-            return Operation.IDENTIFY
-        if name == "signed_up":
-            return Operation.SIGN_UP
-    return DropReason.UNSUPPORTED_EVENT
+    if kind == "group":
+        return Operation.COMPANY if mapping.companies else DropReason.UNSUPPORTED_EVENT
+    name = event_name_of(event)
+    operation = mapping.operation_for(name) if name else None
+    return operation if operation is not None else DropReason.UNSUPPORTED_EVENT
 
 
 def read_consent(event: Mapping[str, Any]) -> Consent:
@@ -63,61 +76,39 @@ def read_consent(event: Mapping[str, Any]) -> Consent:
     return Consent.MISSING
 
 
-# Every trait the mapping reads, in `context.traits` and top-level `traits` alike.
+# Every trait the Default preset reads, in `context.traits` and top-level `traits` alike.
 NAME_KEYS = ("name", "firstName", "first_name", "lastName", "last_name")
 TRAIT_KEYS = (*NAME_KEYS, "email", "phone", "title", "company_id", "user_id")
-# Control and format characters (NUL, tab, newline, a right-to-left override, a zero-width joiner...),
-# and lone surrogates, which no encoder accepts: a text holding one is never usable.
-_UNUSABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+# The Default preset's rule per trait: what makes a value usable, and what it becomes.
+_TRAIT_RULES = {"email": "email", "phone": "phone", "company_id": "company_id", "user_id": "id"}
+
+# The old names of the conversions, which the Default preset's tests and tools use.
+normalise_email = to_email
+normalise_phone = to_phone
+normalise_user_id = to_id
 
 
-def has_unusable_characters(text: str) -> bool:
-    """Whether `text` holds a Unicode control (Cc) or format (Cf) character, or a lone surrogate (Cs)."""
-    # str.isprintable is False for every such character, so the common clean text costs one C-level scan.
-    return not text.isprintable() and any(unicodedata.category(ch) in _UNUSABLE_CATEGORIES for ch in text)
-
-
-def usable_text(value: object) -> str | None:
-    """A text the mapping can use: a string, trimmed, not empty, and without control or format characters
-    anywhere in it (leading and trailing ones included). Anything else counts as absent."""
-    if not isinstance(value, str) or has_unusable_characters(value):
-        return None
-    return value.strip() or None
+def company_id(value: object) -> int | None:
+    """A positive integer (a Freshdesk id is 64-bit), or a string of digits made one."""
+    number = _to_integer(value)
+    return number if number is not None and number > 0 else None
 
 
 def merged_traits(event: Mapping[str, Any], *, region: str = "GB") -> dict[str, Any]:
-    """The traits the mapping reads (TRAIT_KEYS), each as given by the source that wins for it.
+    """The traits the Default preset reads (TRAIT_KEYS), each as given by the source that wins for it.
 
     Top-level `traits` win over `context.traits` key by key, but only with a usable value: an empty
-    string, null or a value the key's rule rejects (an email that is not an address, a phone that is not
-    possible, an over-long user id, a company_id that is not a positive integer, a text with control
-    characters) never hides a usable value of the other source. Keys no source has a usable value for are
-    left out. `region` is the phone rule's region.
+    string, null or a value the key's rule rejects never hides a usable value of the other source. Keys
+    no source has a usable value for are left out. `region` is the phone rule's region.
     """
-    return {key: raw for key, (raw, _) in _winning_traits(event, region).items()}
-
-
-def normalise_email(value: object) -> str | None:
-    text = usable_text(value)
-    if text is None:
-        return None
-    email = text.lower()
-    if len(email) > MAX_TEXT or _SHA256_HEX.match(email) or not _EMAIL.match(email):
-        return None
-    return email
-
-
-def normalise_phone(value: object, region: str) -> str | None:
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else usable_text(value)
-    if text is None:
-        return None
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if phonenumbers.is_possible_number_with_reason(number) != phonenumbers.ValidationResult.IS_POSSIBLE:
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    found = {}
+    for key in TRAIT_KEYS:
+        convert = _trait_converter(key, region)
+        for source in _trait_sources(event):
+            if key in source and convert(source[key]) is not None:
+                found[key] = source[key]
+                break
+    return found
 
 
 def contact_name(traits: Mapping[str, Any], email: str | None) -> str | None:
@@ -129,59 +120,21 @@ def contact_name(traits: Mapping[str, Any], email: str | None) -> str | None:
         name = " ".join(part for part in (first, last) if part) or None
     if name is None:
         name = email
-    return _cut(name)
-
-
-def normalise_user_id(value: object) -> str | None:
-    """A user id as a string (an integer becomes one), trimmed; over 255 characters it is not usable:
-    truncating an id would join the contact to somebody else's record."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    text = usable_text(value)
-    return text if text is not None and len(text) <= MAX_TEXT else None
+    return cut(name)
 
 
 def external_id(event: Mapping[str, Any]) -> str | None:
     """`userId`, else top-level `user_id`, else the traits' `user_id`: the first usable one."""
-    traits = {key: value for key, (_, value) in _winning_traits(event, "GB", ("user_id",)).items()}
-    return _external_id(event, traits)
-
-
-def company_id(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if 0 < value < 2**63 else None  # Freshdesk ids are 64-bit
-    text = usable_text(value)
-    if text is not None and text.isascii() and text.isdigit() and len(text) <= 18:
-        number = int(text)
-        return number if number > 0 else None
+    for rule in DEFAULT_MAPPING.rules_for("unique_external_id"):
+        value = _rule_value(rule, event, "GB")
+        if value is not None:
+            return str(value)
     return None
 
 
 def signup_method(event: Mapping[str, Any]) -> str | None:
     """`properties.method`, trimmed, at most 255 characters."""
-    return _cut(usable_text(_mapping(event.get("properties")).get("method")))
-
-
-def map_contact(
-    event: Mapping[str, Any], *, operation: Operation, region: str, consent: Consent | None
-) -> dict[str, Any]:
-    """The Freshdesk contact body to create for an event. `consent` None means consent is not read (mode off)."""
-    return _create_body(event, _usable_traits(event, region), operation=operation, consent=consent)
-
-
-def map_update(
-    event: Mapping[str, Any], *, operation: Operation, region: str, consent: Consent | None
-) -> dict[str, Any]:
-    """The body a PUT may send to an existing contact: only what the event itself says.
-
-    No derived fallback (the email never stands in for the name: without a name or first/last name in
-    the traits the contact's name is left alone), no tags (the caller merges them with the contact's own,
-    so `consent` is not read here), nothing empty.
-    """
-    del consent  # the same signature as map_contact; tags are the caller's
-    return _update_body(event, _usable_traits(event, region), operation=operation)
+    return to_text(_mapping(event.get("properties")).get("method"))
 
 
 def timestamp_of(event: Mapping[str, Any]) -> str:
@@ -202,12 +155,106 @@ def person_of(contact: Mapping[str, Any]) -> str:
 IDENTIFIERS = ("email", "phone", "unique_external_id")
 
 
-def plan_event(
-    event: Mapping[str, Any], *, region: str = "GB", consent_mode: str = "require", allow_withdrawal: bool = False
-) -> PlannedContact | Drop:
-    """Apply the Default preset: the event is dropped with a reason, or becomes a contact to send.
+# -- the engine --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Filled:
+    """One field a body sends, with its value and the rule that produced it."""
 
-    Checks run in this order: event type, consent, identity, name.
+    target: str
+    value: Any
+    rule: FieldRule
+
+
+def fill(
+    event: Mapping[str, Any],
+    rules: Iterable[FieldRule],
+    *,
+    region: str,
+    creating: bool,
+    event_name: str | None = None,
+) -> list[Filled]:
+    """The fields a body sends, in rule order: for each target, the first rule that applies and has a usable
+    value. A create applies every rule; an update only `overwrite` and `if_empty` ones."""
+    name = event_name_of(event) if event_name is None else event_name
+    filled: dict[str, Filled] = {}
+    for rule in rules:
+        if rule.target in filled or not rule.applies_to(name):
+            continue
+        if not creating and rule.policy == "create_only":
+            continue
+        value = _rule_value(rule, event, region)
+        if value is not None:
+            filled[rule.target] = Filled(rule.target, value, rule)
+    return list(filled.values())
+
+
+def body_of(filled: Iterable[Filled]) -> dict[str, Any]:
+    """A Freshdesk body: standard fields in rule order, then `custom_fields`."""
+    body: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for item in filled:
+        if item.target.startswith("custom_fields."):
+            custom[item.target.removeprefix("custom_fields.")] = item.value
+        else:
+            body[item.target] = item.value
+    if custom:
+        body["custom_fields"] = custom
+    return body
+
+
+def map_contact(
+    event: Mapping[str, Any],
+    *,
+    operation: Operation,
+    region: str,
+    consent: Consent | None,
+    mapping: ContactMapping = DEFAULT_MAPPING,
+) -> dict[str, Any]:
+    """The Freshdesk contact body to create for an event. `consent` None means consent is not read (mode off)."""
+    name = _name_for(event, operation, mapping)
+    return _create_body(fill(event, mapping.fields, region=region, creating=True, event_name=name), consent)
+
+
+def map_update(
+    event: Mapping[str, Any],
+    *,
+    operation: Operation,
+    region: str,
+    consent: Consent | None,
+    mapping: ContactMapping = DEFAULT_MAPPING,
+) -> dict[str, Any]:
+    """The body a PUT may send to an existing contact: only what the event itself says.
+
+    No `create_only` rule (so the email never stands in for the name: without a name or first/last name
+    in the traits the contact's name is left alone), no tags (the caller merges them with the contact's
+    own, so `consent` is not read here), nothing empty.
+    """
+    del consent
+    name = _name_for(event, operation, mapping)
+    return body_of(fill(event, mapping.fields, region=region, creating=False, event_name=name))
+
+
+def _name_for(event: Mapping[str, Any], operation: Operation, mapping: ContactMapping) -> str:
+    """The event's name, or, when `operation` is not what the mapping gives it, the first event name the
+    mapping gives `operation` to: the rules applied are those of the operation asked for."""
+    name = event_name_of(event)
+    if mapping.operation_for(name) is operation:
+        return name
+    return next((rule.name for rule in mapping.events if rule.operation is operation), name)
+
+
+def plan_event(
+    event: Mapping[str, Any],
+    *,
+    region: str = "GB",
+    consent_mode: str = "require",
+    allow_withdrawal: bool = False,
+    mapping: ContactMapping = DEFAULT_MAPPING,
+) -> PlannedContact | PlannedCompany | Drop:
+    """Apply the mapping: the event is dropped with a reason, or becomes a contact (or company) to send.
+
+    Checks run in this order: event type, consent, identity, name. Group events become companies and are
+    not gated on consent: a company is not a person.
 
     With `allow_withdrawal`, an event whose consent is explicitly denied (require and tag_only modes) is
     not dropped for that as long as it has an identifier: it is planned with `consent` DENIED, even without
@@ -215,9 +262,11 @@ def plan_event(
     mode the caller never creates from it, and it may have no `name`.
     """
     message_id = message_id_of(event)
-    selected = select_operation(event)
+    selected = select_operation(event, mapping)
     if isinstance(selected, DropReason):
         return Drop(selected, message_id)
+    if selected is Operation.COMPANY:
+        return plan_company(event, region=region, mapping=mapping)
     consent = None if consent_mode == "off" else read_consent(event)
     withdrawal = allow_withdrawal and consent is Consent.DENIED
     if consent_mode == "require":
@@ -225,108 +274,147 @@ def plan_event(
             return Drop(DropReason.CONSENT_DENIED, message_id)
         if consent is Consent.MISSING:
             return Drop(DropReason.CONSENT_MISSING, message_id)
-    traits = _usable_traits(event, region)  # read once for both bodies
-    contact = _create_body(event, traits, operation=selected, consent=consent)
+    name = event_name_of(event)
+    contact = _create_body(fill(event, mapping.fields, region=region, creating=True, event_name=name), consent)
     if not any(key in contact for key in IDENTIFIERS):
         denied = withdrawal and consent_mode == "require"
         return Drop(DropReason.CONSENT_DENIED if denied else DropReason.ANONYMOUS, message_id)
-    if "name" not in contact and not withdrawal:
+    if "name" not in contact and not withdrawal and selected is not Operation.UPDATE:
         return Drop(DropReason.MISSING_NAME, message_id)
+    updated = fill(event, mapping.fields, region=region, creating=False, event_name=name)
     return PlannedContact(
         selected,
         contact,
         message_id,
-        update=_update_body(event, traits, operation=selected),
+        update=body_of(updated),
         consent=consent,
         timestamp=timestamp_of(event),
         person=person_of(contact),
+        if_empty=frozenset(item.target for item in updated if item.rule.policy == "if_empty"),
+        company=company_ref(event) if mapping.companies and "company_id" not in contact else None,
     )
 
 
+# -- companies ---------------------------------------------------------------------------------------
+def company_ref(event: Mapping[str, Any]) -> CompanyRef | None:
+    """The company a contact event names: `context.groupId`, and `traits.company` as a name or as an
+    object with a `name`. None when it names none."""
+    group_id = to_id(_mapping(event.get("context")).get("groupId"))
+    name = None
+    for source in _trait_sources(event):
+        company = source.get("company")
+        name = to_text(company.get("name") if isinstance(company, Mapping) else company)
+        if name is not None:
+            break
+    return CompanyRef(name, group_id) if name is not None or group_id is not None else None
+
+
+def company_domain(value: object) -> str | None:
+    """The host of a website or domain, lower-cased, without `www.`: `https://www.Acme.com/x` is `acme.com`."""
+    text = usable_text(value)
+    if text is None:
+        return None
+    host = (urlsplit(text if "//" in text else f"//{text}").hostname or "").rstrip(".")
+    host = host.removeprefix("www.")
+    return host if len(host) <= 253 and _HOST.match(host) else None
+
+
+def plan_company(
+    event: Mapping[str, Any], *, region: str = "GB", mapping: ContactMapping = DEFAULT_MAPPING
+) -> PlannedCompany | Drop:
+    """A group event as a company: `traits.name` (required), `domains` from `traits.website` or
+    `traits.domain`, and the mapping's company rules. Only the top-level `traits` describe the group
+    (`context.traits` are the person's), so a rule's `traits.x` reads nothing else here."""
+    message_id = message_id_of(event)
+    group_event = {key: value for key, value in event.items() if key != "context"}
+    traits = _mapping(event.get("traits"))
+    name = to_text(traits.get("name"))
+    if name is None:
+        return Drop(DropReason.NO_COMPANY_NAME, message_id)
+    domain = company_domain(traits.get("website")) or company_domain(traits.get("domain"))
+    domains = [domain] if domain else []
+    group_id = to_id(event.get("groupId"))
+    rules = mapping.company_fields
+    created = body_of(fill(group_event, rules, region=region, creating=True, event_name="group"))
+    updated = body_of(fill(group_event, rules, region=region, creating=False, event_name="group"))
+    head = {"name": name, **({"domains": domains} if domains else {})}
+    return PlannedCompany(
+        {**head, **created},
+        message_id,
+        group_id=group_id,
+        update={**head, **updated},
+        timestamp=timestamp_of(event),
+        person=f"group:{group_id}" if group_id else f"company:{name.casefold()}",
+    )
+
+
+# -- helpers -----------------------------------------------------------------------------------------
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _trait_rule(key: str, region: str) -> Callable[[object], Any]:
-    """What makes a value of `key` usable, and what it becomes: None when it is not usable."""
-    if key == "email":
-        return normalise_email
-    if key == "phone":
-        return lambda value: normalise_phone(value, region)
-    if key == "company_id":
+def _trait_sources(event: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """Top-level `traits` first (they win, when usable), then `context.traits`."""
+    return _mapping(event.get("traits")), _mapping(_mapping(event.get("context")).get("traits"))
+
+
+def _trait_converter(key: str, region: str) -> Any:
+    rule = _TRAIT_RULES.get(key, "text")
+    if rule == "company_id":
         return company_id
-    if key == "user_id":
-        return normalise_user_id
-    return usable_text
+    return converter(rule, region=region)
 
 
-def _winning_traits(
-    event: Mapping[str, Any], region: str, keys: tuple[str, ...] = TRAIT_KEYS
-) -> dict[str, tuple[Any, Any]]:
-    """For each key with a usable value: (the value as given, the value the rule made of it)."""
-    sources = (_mapping(event.get("traits")), _mapping(_mapping(event.get("context")).get("traits")))
-    found: dict[str, tuple[Any, Any]] = {}
-    for key in keys:
-        rule = _trait_rule(key, region)
-        for source in sources:  # top level first: it wins, when its value is usable
-            if key in source and (value := rule(source[key])) is not None:
-                found[key] = (source[key], value)
-                break
-    return found
+def _values_at(event: Mapping[str, Any], path: Path_) -> Iterable[Any]:
+    """The candidates a path names: `traits.x` is top-level `traits.x`, then `context.traits.x`."""
+    if path[0] == "traits" and len(path) > 1:
+        for source in _trait_sources(event):
+            yield json_path_get(source, path[1:])
+    else:
+        yield json_path_get(event, path)
 
 
-def _usable_traits(event: Mapping[str, Any], region: str) -> dict[str, Any]:
-    return {key: value for key, (_, value) in _winning_traits(event, region).items()}
+def _rule_value(rule: FieldRule, event: Mapping[str, Any], region: str) -> Any:
+    convert = converter(rule.convert, region=region, table=rule.table, otherwise=rule.otherwise)
+    for source in rule.sources:
+        if isinstance(source, Join):
+            parts = [_first_usable(event, paths, convert, rule.target) for paths in source.parts]
+            joined = source.separator.join(str(part) for part in parts if part is not None)
+            value = cut(joined) if joined else None
+        else:
+            value = _first_usable(event, (source,), convert, rule.target)
+        if value is not None:
+            return value
+    return None
 
 
-def _external_id(event: Mapping[str, Any], traits: Mapping[str, Any]) -> str | None:
-    for value in (event.get("userId"), event.get("user_id")):
-        found = normalise_user_id(value)
-        if found is not None:
-            return found
-    user_id = traits.get("user_id")
-    return user_id if isinstance(user_id, str) else None
+def _first_usable(event: Mapping[str, Any], paths: tuple[Path_, ...], convert: Any, target: str) -> Any:
+    for path in paths:
+        for raw in _values_at(event, path):
+            value = _for_target(target, raw, convert)
+            if value is not None:
+                return value
+    return None
 
 
-def _fields(
-    event: Mapping[str, Any], traits: Mapping[str, Any], *, operation: Operation, name: str | None
-) -> dict[str, Any]:
-    """The contact fields both bodies share, in the body's order, from the usable (normalised) traits."""
-    contact: dict[str, Any] = {}
-    _put(contact, "name", name)
-    _put(contact, "email", traits.get("email"))
-    _put(contact, "phone", traits.get("phone"))
-    _put(contact, "unique_external_id", _external_id(event, traits))
-    _put(contact, "job_title", _cut(traits.get("title")))
-    _put(contact, "company_id", traits.get("company_id"))
-    if operation is Operation.SIGN_UP:
-        method = signup_method(event)
-        if method:
-            contact["custom_fields"] = {"signup_method": method}
-    return contact
+def _for_target(target: str, raw: Any, convert: Any) -> Any:
+    """The converted value, held to what the target accepts."""
+    if target == "other_emails":
+        items = raw if isinstance(raw, list) else [raw]
+        emails = list(dict.fromkeys(email for item in items if (email := convert(item)) is not None))
+        return emails or None
+    value = convert(raw)
+    if target == "company_id":
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    return value
 
 
-def _create_body(
-    event: Mapping[str, Any], traits: Mapping[str, Any], *, operation: Operation, consent: Consent | None
-) -> dict[str, Any]:
-    contact = _fields(event, traits, operation=operation, name=contact_name(traits, traits.get("email")))
+def _create_body(filled: list[Filled], consent: Consent | None) -> dict[str, Any]:
+    contact = body_of(filled)
     if consent is Consent.GRANTED:
         # Tags go before custom_fields: the key order of the sample Signed Up body (tests/samples.py).
-        method = contact.pop("custom_fields", None)
+        custom = contact.pop("custom_fields", None)
         contact["tags"] = [CONSENT_TAG]
-        _put(contact, "custom_fields", method)
+        if custom:
+            contact["custom_fields"] = custom
     return contact
-
-
-def _update_body(event: Mapping[str, Any], traits: Mapping[str, Any], *, operation: Operation) -> dict[str, Any]:
-    return _fields(event, traits, operation=operation, name=contact_name(traits, None))
-
-
-def _cut(text: str | None) -> str | None:
-    """At most 255 characters, trimmed again after the cut."""
-    return (text[:MAX_TEXT].strip() or None) if text else None
-
-
-def _put(contact: dict[str, Any], key: str, value: Any) -> None:
-    if value is not None and value != "":
-        contact[key] = value

@@ -9,10 +9,12 @@ from typing import Any
 
 
 class Operation(StrEnum):
-    """What the Default preset asks of Freshdesk for an event."""
+    """What an event asks of Freshdesk (the mapping's actions: create_or_update, create, update)."""
 
-    IDENTIFY = "identify"  # create; on 409 update the existing contact
-    SIGN_UP = "sign_up"  # create with signup_method; a 409 is final success
+    IDENTIFY = "identify"  # create_or_update: create; on 409 update the existing contact
+    SIGN_UP = "sign_up"  # create: a 409 is final success
+    UPDATE = "update"  # update only: a person without a contact gets none
+    COMPANY = "company"  # a group event: create the company, or update it with domains merged
 
 
 class DropReason(StrEnum):
@@ -22,6 +24,8 @@ class DropReason(StrEnum):
     CONSENT_MISSING = "consent_missing"
     ANONYMOUS = "anonymous"
     MISSING_NAME = "missing_name"
+    NO_CONTACT = "no_contact"  # an update-only event for a person Freshdesk has no contact for
+    NO_COMPANY_NAME = "no_company_name"  # a group event without a usable company name
 
 
 class Consent(StrEnum):
@@ -45,6 +49,30 @@ class PlannedContact:
     message_id: str = ""
     update: dict[str, Any] = field(default_factory=dict)
     consent: Consent | None = None
+    timestamp: str = ""
+    person: str = ""
+    if_empty: frozenset[str] = frozenset()  # update-body keys sent only where the contact has no value
+    company: CompanyRef | None = None  # the company the event names, to link once it is found or made
+
+
+@dataclass(frozen=True)
+class CompanyRef:
+    """A company a contact event names: by the group it belongs to, or by name (either may be absent)."""
+
+    name: str | None = None
+    group_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedCompany:
+    """A group event the mapping accepted: the company to create, or to update with domains merged.
+
+    `person` is `group:<groupId>` (else `company:<name>`): the lane and order key, like a contact's."""
+
+    company: dict[str, Any]
+    message_id: str = ""
+    group_id: str | None = None
+    update: dict[str, Any] = field(default_factory=dict)
     timestamp: str = ""
     person: str = ""
 
@@ -100,6 +128,7 @@ class Result:
     status: int | None = None
     reason: str = ""
     contact_id: int | None = None
+    company_id: int | None = None  # a group event's company
     freshdesk_body: Any = None
     retry_after: int | None = None
     error: str = ""

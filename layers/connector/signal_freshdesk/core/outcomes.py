@@ -40,9 +40,19 @@ def existing_contact_ids(body: Any) -> list[int]:
     return ids
 
 
-IDENTIFIERS = ("email", "phone", "mobile", "unique_external_id")
-# Fields a contact can do without when Freshdesk refuses them (identifiers only while another remains).
-DISPENSABLE = ("company_id", "job_title")
+IDENTIFIERS = ("email", "phone", "mobile", "twitter_id", "unique_external_id")
+# Fields a contact can do without when Freshdesk refuses them (identifiers only while another remains): the
+# Default preset's company_id and job_title, and the standard fields a user's mapping may fill.
+DISPENSABLE = (
+    "company_id",
+    "job_title",
+    "address",
+    "description",
+    "language",
+    "time_zone",
+    "other_emails",
+    "view_all_tickets",
+)
 
 
 def optional_invalid_fields(body: Any, contact: Mapping[str, Any]) -> tuple[str, ...]:
@@ -79,6 +89,26 @@ def without_fields(contact: Mapping[str, Any], fields: tuple[str, ...]) -> dict[
     trimmed = {key: value for key, value in contact.items() if key not in fields or key == "custom_fields"}
     custom = {k: v for k, v in (contact.get("custom_fields") or {}).items() if k not in fields}
     trimmed.pop("custom_fields", None)
+    if custom:
+        trimmed["custom_fields"] = custom
+    return trimmed
+
+
+def has_value(contact: Mapping[str, Any], target: str) -> bool:
+    """Whether a contact (or a body) holds a value in a mapping target: `mobile`, `custom_fields.plan`."""
+    if target.startswith("custom_fields."):
+        custom = contact.get("custom_fields")
+        value = custom.get(target.removeprefix("custom_fields.")) if isinstance(custom, Mapping) else None
+    else:
+        value = contact.get(target)
+    return value is not None and value != "" and value != []
+
+
+def without_targets(body: Mapping[str, Any], targets: frozenset[str] | set[str]) -> dict[str, Any]:
+    """The body without these mapping targets (`custom_fields.x` leaves the other custom fields)."""
+    custom_names = {t.removeprefix("custom_fields.") for t in targets if t.startswith("custom_fields.")}
+    trimmed = {key: value for key, value in body.items() if key not in targets and key != "custom_fields"}
+    custom = {k: v for k, v in (body.get("custom_fields") or {}).items() if k not in custom_names}
     if custom:
         trimmed["custom_fields"] = custom
     return trimmed
@@ -212,3 +242,42 @@ def _errors(body: Any) -> list[Mapping[str, Any]]:
 def _id_of(body: Any) -> int | None:
     value = body.get("id") if isinstance(body, Mapping) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def judge_company_create(answer: Answer, company: Mapping[str, Any]) -> Verdict:
+    """What a `POST /companies` answer means: a 409 is a name another company has (UPDATE: find it)."""
+    if answer.status == 201:
+        return Verdict(Action.DONE, Outcome.DELIVERED, contact_id=_id_of(answer.body))
+    if answer.status == 409:
+        return Verdict(Action.UPDATE)
+    return _judge_common(answer, company)
+
+
+def judge_company_update(answer: Answer, company: Mapping[str, Any]) -> Verdict:
+    """What a `PUT /companies/{id}` (or a `GET`) answer means: a 404 is an id that no longer exists."""
+    if answer.status == 200:
+        return Verdict(Action.DONE, Outcome.UPDATED, contact_id=_id_of(answer.body))
+    if answer.status == 404:
+        return Verdict(Action.CREATE)
+    if answer.status == 409:
+        return Verdict(Action.DONE, Outcome.CONFLICT, warning="another company already has this name")
+    return _judge_common(answer, company)
+
+
+def judge_company_lookup(answer: Answer, name: str) -> Verdict:
+    """What `GET /companies/autocomplete?name=` means: the company whose name is `name` ignoring case
+    (UPDATE), or none (CREATE). Autocomplete also answers names that only start alike: never taken."""
+    if answer.status != 200:
+        return _judge_common(answer, {})
+    companies = answer.body.get("companies") if isinstance(answer.body, Mapping) else None
+    wanted = name.casefold()
+    for company in companies if isinstance(companies, list) else []:
+        if isinstance(company, Mapping) and isinstance(company.get("name"), str):
+            company_id = company.get("id")
+            if (
+                company["name"].casefold() == wanted
+                and isinstance(company_id, int)
+                and not isinstance(company_id, bool)
+            ):
+                return Verdict(Action.UPDATE, contact_id=company_id)
+    return Verdict(Action.CREATE)

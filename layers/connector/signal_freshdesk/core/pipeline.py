@@ -9,19 +9,24 @@ from typing import Any
 from ..observability import count, logger
 from . import envelope
 from .backoff import backoff_delay
+from .companies import deliver_company
 from .delivery import deliver_contact
 from .errors import ConfigError, QueueError, SecretUnavailable
 from .mapping import plan_event
-from .model import Drop, Outcome, PlannedContact, Result
+from .model import Drop, Outcome, PlannedCompany, PlannedContact, Result
 from .ports import Runtime
 from .settings import Settings
 from .timing import Deadline
 
 
-def plan_for(event: Mapping[str, Any], settings: Settings) -> PlannedContact | Drop:
-    """The Default preset's decision for an event under these settings."""
+def plan_for(event: Mapping[str, Any], settings: Settings) -> PlannedContact | PlannedCompany | Drop:
+    """The mapping's decision for an event under these settings."""
     return plan_event(
-        event, region=settings.default_phone_region, consent_mode=settings.consent_mode, allow_withdrawal=True
+        event,
+        region=settings.default_phone_region,
+        consent_mode=settings.consent_mode,
+        allow_withdrawal=True,
+        mapping=settings.mapping,
     )
 
 
@@ -31,7 +36,7 @@ def attempt_event(
     *,
     deadline: Deadline | None,
     skip_delivery_reason: str = "",
-    plan: PlannedContact | Drop | None = None,
+    plan: PlannedContact | PlannedCompany | Drop | None = None,
 ) -> Result:
     """Plan (unless `plan` is given) and deliver one event. Nothing here touches SQS.
 
@@ -46,6 +51,15 @@ def attempt_event(
     if skip_delivery_reason:
         return Result(plan.message_id, Outcome.QUEUED, reason=skip_delivery_reason)
     try:
+        if isinstance(plan, PlannedCompany):
+            return deliver_company(
+                plan,
+                freshdesk=runtime.freshdesk,
+                credentials=runtime.credentials,
+                rate=runtime.rate,
+                deadline=deadline,
+                identity_map=runtime.identity_map,
+            )
         return deliver_contact(
             plan,
             freshdesk=runtime.freshdesk,

@@ -20,7 +20,8 @@ from .timing import Deadline
 
 
 class Freshdesk(Protocol):
-    """Contacts calls. An answer is always returned: status None when none came (timeout, connection)."""
+    """Contacts and companies calls. An answer is always returned: status None when none came (timeout,
+    connection)."""
 
     def create_contact(self, creds: Any, contact: dict[str, Any], *, deadline: Deadline | None = None) -> Answer: ...
 
@@ -35,6 +36,28 @@ class Freshdesk(Protocol):
 
         These calls count against Freshdesk's lower contacts-list sub-limit: the core makes them only
         where no cheaper path exists."""
+        ...
+
+    def contact_fields(self, creds: Any, *, deadline: Deadline | None = None) -> Answer:
+        """The account's contact field schema: each field's name, type, choices and whether agents must fill it."""
+        ...
+
+    def create_company(self, creds: Any, company: dict[str, Any], *, deadline: Deadline | None = None) -> Answer:
+        """A new company; its name must be unique ignoring case (409 duplicate_value, naming no company)."""
+        ...
+
+    def update_company(
+        self, creds: Any, company_id: int, company: dict[str, Any], *, deadline: Deadline | None = None
+    ) -> Answer:
+        """Change a company: arrays such as `domains` are replaced, not merged."""
+        ...
+
+    def get_company(self, creds: Any, company_id: int, *, deadline: Deadline | None = None) -> Answer:
+        """One company by id (404 when there is none)."""
+        ...
+
+    def find_companies(self, creds: Any, name: str, *, deadline: Deadline | None = None) -> Answer:
+        """Companies whose name, or a word in it, starts with `name`, ignoring case: `{"companies": [{id, name}]}`."""
         ...
 
 

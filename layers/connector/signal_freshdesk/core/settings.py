@@ -13,6 +13,7 @@ import phonenumbers
 
 from .backoff import backoff_delay
 from .errors import ConfigError
+from .rules import DEFAULT_MAPPING, ContactMapping, bundled_mapping_path, mapping_from
 from .timing import TimingPolicy
 
 CONSENT_MODES = ("require", "tag_only", "off")
@@ -58,6 +59,8 @@ class Settings:
     base_url_override: str = ""
     default_phone_region: str = "GB"
     consent_mode: str = "require"
+    # The mapping events go through (MAPPING_FILE; docs/mapping.md): the Default preset when there is none.
+    mapping: ContactMapping = DEFAULT_MAPPING
     # An explicit bound (MAX_ATTEMPTS); by default too high to reach before the age bound.
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_retry_age_seconds: int = DEFAULT_MAX_RETRY_AGE_SECONDS
@@ -102,6 +105,7 @@ class Settings:
             base_url_override=_loopback_base_url(env),
             default_phone_region=region,
             consent_mode=consent_mode,
+            mapping=mapping_from_env(env),
             max_attempts=_int(env, "MAX_ATTEMPTS", cls.max_attempts, minimum=1),
             max_retry_age_seconds=_int(env, "MAX_RETRY_AGE_SECONDS", cls.max_retry_age_seconds, minimum=60),
             retry_base_seconds=_int(env, "RETRY_BASE_SECONDS", cls.retry_base_seconds, minimum=1),
@@ -212,3 +216,13 @@ __all__ = [
     "Settings",
     "attempts_to_outlast",
 ]
+
+
+def mapping_from_env(env: Mapping[str, str]) -> ContactMapping:
+    """`MAPPING_FILE`: a path, or `default` for the built-in mapping; unset: the mapping file shipped with
+    the package (`mapping.json`) when there is one, else the built-in mapping. Raises MappingError (a
+    ConfigError) naming the line of a file the connector cannot use: the functions do not start with it."""
+    chosen = env.get("MAPPING_FILE", "").strip()
+    if chosen.lower() == "default":
+        return DEFAULT_MAPPING
+    return mapping_from(chosen or bundled_mapping_path())
