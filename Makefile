@@ -22,8 +22,8 @@ help:
 	@echo "make validate  sam validate --lint and cfn-lint"
 	@echo "make bench     performance benchmark (a few minutes): table and BENCH line, written to bench/results.md"
 	@echo "make serve     local webhook on http://127.0.0.1:3000/events (sandbox + embedded AWS; ARGS=\"--port N\")"
-	@echo "make explain EVENT=events/signed-up.json   what the Default preset does with an event, and the request"
-	@echo "make check     read-only Freshdesk credentials check (FRESHDESK_DOMAIN + FRESHDESK_API_KEY, STACK=name, or ARGS=--sandbox)"
+	@echo "make explain EVENT=events/signed-up.json [MAPPING=path]   what the mapping in use does with an event: the request, each field's rule"
+	@echo "make check     read-only Freshdesk check: credentials, then the mapping against the account's fields (FRESHDESK_DOMAIN + FRESHDESK_API_KEY, STACK=name, or ARGS=--sandbox; MAPPING=path)"
 	@echo "make dlq-list  list the dead-letter queue of make serve, or of STACK=name [REGION=r]"
 	@echo "make dlq-replay  send parked events back to the retry queue (ARGS=\"--status 400 --outcome rejected --message-id ID --dry-run\")"
 	@echo "make ledger   reliability ledger: 1,000 faulty events through the handlers, every one accounted for (EVENTS=n SEED=n)"
@@ -84,11 +84,11 @@ serve: venv
 	$(PY) -m signal_freshdesk_dev.serve $(ARGS)
 
 explain: venv
-	@if [ -z "$(EVENT)" ]; then echo "usage: make explain EVENT=events/signed-up.json [ARGS=--json]" >&2; exit 2; fi
-	$(PY) -m signal_freshdesk_dev.explain $(EVENT) $(ARGS)
+	@if [ -z "$(EVENT)" ]; then echo "usage: make explain EVENT=events/signed-up.json [MAPPING=path] [ARGS=--json]" >&2; exit 2; fi
+	$(PY) -m signal_freshdesk_dev.explain $(EVENT) $(if $(MAPPING),--mapping $(MAPPING)) $(ARGS)
 
 check: venv
-	$(PY) -m signal_freshdesk_dev.check $(STACK_ARGS) $(ARGS)
+	$(PY) -m signal_freshdesk_dev.check $(STACK_ARGS) $(if $(MAPPING),--mapping $(MAPPING)) $(ARGS)
 
 dlq-list: venv
 	$(PY) -m signal_freshdesk_dev.dlq list $(or $(STACK_ARGS),--local) $(ARGS)

@@ -68,7 +68,10 @@ def test_a_missing_signup_method_field_is_a_warning_that_explains_the_fallback(f
     assert code == 1
     assert "200 OK" in text
     assert "contact field signup_method does not exist" in text
-    assert "Freshdesk would reject Signed Up events' custom_fields.signup_method" in text
+    # The warning is now one of the mapping's mismatches: it names the Default preset's rule, and the
+    # events that rule applies to by their normalised name.
+    assert "default mapping fields line 20 (fields[7]): custom_fields.signup_method:" in text
+    assert "Freshdesk would reject custom_fields.signup_method on signed_up events" in text
     assert "re-sends the contact without that field, logs a warning" in text
 
 

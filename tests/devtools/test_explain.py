@@ -28,7 +28,8 @@ SAMPLES = {
         ("drop", "page_view"),
         ("drop", "anonymous"),
         ("drop", "consent_denied"),
-        ("drop", "unsupported_event"),
+        # The group event: group events now become company upserts (they used to be unsupported_event).
+        ("deliver", "company"),
     ],
     "sqs-retry.json": [("deliver", "identify")],
 }
@@ -64,7 +65,9 @@ def test_each_sample_gets_the_presets_decision(sample):
         if event["decision"] == "deliver":
             request = event["request"]
             assert request["method"] == "POST"
-            assert request["url"] == "https://<your-domain>.freshdesk.com/api/v2/contacts"
+            # A group event's request goes to companies; every other delivery creates a contact.
+            resource = "companies" if event["operation"] == "company" else "contacts"
+            assert request["url"] == f"https://<your-domain>.freshdesk.com/api/v2/{resource}"
             assert request["headers"]["Authorization"] == "Basic <redacted>"
             assert request["body"]["name"]
         else:

@@ -198,7 +198,7 @@ def test_autocomplete_matches_that_only_start_alike_are_not_taken(ports):
 def test_an_older_group_event_is_stale(ports):
     post(ports, group("g-2", T2, industry="Retail"))
     ports.freshdesk.calls.clear()
-    status, body = post(ports, group("g-1", T1, industry="Mining"))
+    _status, body = post(ports, group("g-1", T1, industry="Mining"))
     assert (body["outcome"], ports.freshdesk.methods()) == ("stale", [])
 
 
@@ -212,7 +212,7 @@ def test_a_group_event_during_an_outage_is_queued(ports):
 
 
 def test_a_contact_naming_a_new_company_creates_it_first_and_links_it(ports):
-    status, body = post(ports, identify("m-1", company={"name": "Acme Ltd"}))
+    status, _body = post(ports, identify("m-1", company={"name": "Acme Ltd"}))
     assert status == 201
     assert ports.freshdesk.methods() == ["create_company", "create"]
     company_id = next(iter(ports.freshdesk.companies))

@@ -221,6 +221,7 @@ class Evidence:
     redriven_copies: Counter[str] = field(default_factory=Counter)  # see redriven_copy()
     # Freshdesk, as the connector called it
     created: Counter[str] = field(default_factory=Counter)
+    companies_created: Counter[str] = field(default_factory=Counter)
     blind: set[str] = field(default_factory=set)  # events with a Freshdesk answer lost
     called: set[str] = field(default_factory=set)
     answered: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
@@ -377,6 +378,8 @@ def read_freshdesk_calls(seen: Observed, ev: Evidence) -> None:
                 ev.answered[mid].add(call["status"])
             if call.get("body") is not None:
                 ev.writes[mid].append(call)
+        if call["method"] == "POST" and call["path"] == "/api/v2/companies" and call["status"] == 201:
+            ev.companies_created[call.get("body", {}).get("name", "")] += 1
         if call["method"] == "POST" and call["path"] == "/api/v2/contacts":
             if call["status"] == 201:
                 ev.created[mid] += 1
@@ -395,6 +398,9 @@ def check_created_once(seen: Observed, ev: Evidence) -> None:
     for mid, count in ev.created.items():
         if count > 1:
             problems["created twice"].append(f"{mid}: {count} creations answered 201")
+    for name, count in ev.companies_created.items():
+        if count > 1:
+            problems["created twice"].append(f"company {name!r}: {count} creations answered 201")
     by_email: dict[str, list[int]] = defaultdict(list)
     by_external: dict[str, list[int]] = defaultdict(list)
     by_phone: dict[str, list[int]] = defaultdict(list)
@@ -493,6 +499,10 @@ def check_expected_class(
     if item.expect.startswith("drop:"):
         if cls != "dropped" or drop_reasons != {item.expect[5:]}:
             unexpected.append(f"{mid} ({item.kind}) expected {item.expect}: {sorted(found)}")
+        return
+    if item.expect == "company":
+        if cls != "success" or outcomes - {"delivered", "updated", "unchanged", "stale"}:
+            unexpected.append(f"{mid} ({item.kind}) expected the company upserted: {sorted(found)}")
         return
     if item.expect == "withdraw":
         if (

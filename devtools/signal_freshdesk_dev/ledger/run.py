@@ -181,6 +181,32 @@ class RecordedFreshdesk:
             "GET", f"/api/v2/contacts?{field}=", lambda: self.real.find_contacts(creds, field, value, **kwargs)
         )
 
+    def contact_fields(self, creds: Any, **kwargs: Any) -> Answer:
+        return self._call("GET", "/api/v2/contact_fields", lambda: self.real.contact_fields(creds, **kwargs))
+
+    def create_company(self, creds: Any, company: dict[str, Any], **kwargs: Any) -> Answer:
+        return self._call(
+            "POST", "/api/v2/companies", lambda: self.real.create_company(creds, company, **kwargs), company
+        )
+
+    def update_company(self, creds: Any, company_id: int, company: dict[str, Any], **kwargs: Any) -> Answer:
+        return self._call(
+            "PUT",
+            f"/api/v2/companies/{company_id}",
+            lambda: self.real.update_company(creds, company_id, company, **kwargs),
+            company,
+        )
+
+    def get_company(self, creds: Any, company_id: int, **kwargs: Any) -> Answer:
+        return self._call(
+            "GET", f"/api/v2/companies/{company_id}", lambda: self.real.get_company(creds, company_id, **kwargs)
+        )
+
+    def find_companies(self, creds: Any, name: str, **kwargs: Any) -> Answer:
+        return self._call(
+            "GET", "/api/v2/companies/autocomplete?name=", lambda: self.real.find_companies(creds, name, **kwargs)
+        )
+
 
 class ChaoticIdempotencyStore:
     def __init__(self, real: IdempotencyStore, hooks: Hooks) -> None:

@@ -53,7 +53,8 @@ class Person:
 class Planned:
     message_id: str
     kind: str
-    expect: str  # "deliver", "withdraw" (withdrawn, or dropped consent_denied without a contact), "drop:<reason>"
+    # "deliver", "withdraw" (withdrawn, or dropped consent_denied without a contact), "drop:<reason>", "company"
+    expect: str
     event: dict[str, Any]
     person: Person | None = None
     minute: int = 0  # its `timestamp` on the stream's clock
@@ -80,7 +81,8 @@ KINDS = (
     ("clash", 2),
     ("bad_company", 5),
     ("page", 12),
-    ("unsupported", 8),
+    ("unsupported", 5),
+    ("group", 4),
     ("consent_denied", 6),
     ("consent_missing", 6),
     ("anonymous", 5),
@@ -89,6 +91,7 @@ KINDS = (
     ("late", 5),
     ("withdraw", 5),
 )
+COMPANIES = (("grp_1", "Acme", "acme.example"), ("grp_2", "Globex Corporation", "globex.example"))
 FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Frances", "Donald", "Radia", "Tim")
 LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Allen", "Knuth", "Perlman")
 TITLES = ("CTO", "Head of Growth", "Engineer", "VP Sales", "Founder")
@@ -320,12 +323,15 @@ class StreamBuilder:
             context.update(self.consent(True))
             expect = "drop:page_view"
         elif kind == "unsupported":
-            if rng.random() < 0.7:
-                base.update(type="track", event=rng.choice(("Order Completed", "Product Viewed")), properties={})
-            else:
-                base.update(type="group", groupId="grp_1", traits={"name": "Acme"})
+            base.update(type="track", event=rng.choice(("Order Completed", "Product Viewed")), properties={})
             context.update(self.consent(True))
             expect = "drop:unsupported_event"
+        elif kind == "group":
+            # Companies: created once, later events update them (domains merged) or change nothing.
+            group_id, name, site = rng.choice(COMPANIES)
+            traits = {"name": name, "website": site if rng.random() < 0.7 else f"https://www.{site}/about"}
+            base.update(type="group", groupId=group_id, traits=traits)
+            expect = "company"
         elif kind in ("consent_denied", "consent_missing"):
             person = self.new_person()
             (signed_up if rng.random() < 0.5 else identify)(person, self.traits(person))

@@ -459,10 +459,11 @@ def check_file(argv: list[str]) -> int:
     except MappingError as exc:
         print(f"mapping error: {exc}", file=sys.stderr)
         return 1
-    print(f"{argv[0]}: {len(mapping.events)} event rules, {len(mapping.fields) + len(mapping.company_fields)} field rules")
+    print(
+        f"{argv[0]}: {len(mapping.events)} event rules, {len(mapping.fields) + len(mapping.company_fields)} field rules"
+    )
     return 0
 
 
 if __name__ == "__main__":
     raise SystemExit(check_file(sys.argv[1:]))
-
