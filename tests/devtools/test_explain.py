@@ -32,6 +32,8 @@ SAMPLES = {
         ("deliver", "company"),
     ],
     "sqs-retry.json": [("deliver", "identify")],
+    "group.json": [("deliver", "company")],
+    "identify-with-company.json": [("deliver", "identify")],
 }
 NOT_EVENTS = {"env.local.json"}  # the sam local --env-vars example
 

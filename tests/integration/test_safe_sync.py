@@ -174,3 +174,13 @@ def test_a_key_that_only_held_a_lock_never_reads_as_a_person_without_a_contact(s
     assert people.lock(["k-uid", "k-email"], 30) is True
     people.unlock(["k-uid", "k-email"])
     assert people.find(["k-uid", "k-email"]) == Known(42, newest=at(1))  # not the uid key's empty item
+
+
+def test_the_dynamodb_identity_map_keeps_which_if_empty_fields_a_contact_holds(stack, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", stack.dynamodb.meta.endpoint_url)
+    people = DynamoDBIdentityMap(stack.resources.identity_map_table, DynamoDBClient())
+    filled = Known(42, newest=at(1), digest="d", filled=("custom_fields.account_manager", "mobile"))
+    people.remember(["k-filled"], filled)
+    assert people.find(["k-filled"]) == filled
+    people.remember(["k-filled"], Known(42))  # none filled: the attribute goes, it is not an empty set
+    assert people.find(["k-filled"]) == Known(42)

@@ -150,8 +150,6 @@ class CompanySync(Conversation):
         self.person_keys = self.keys.company_keys(ref.group_id, ref.name) if self.map is not None else []
         known = self._find()
         if known is not None and known.contact_id is not None:
-            if ref.name and ref.group_id:
-                self._remember(known)  # under both keys, so the group id alone finds it next time
             return known.contact_id
         if ref.name is None:
             return None
