@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -748,17 +748,9 @@ class FreshdeskSandbox:
                 return self._create_contact(body)
             return self._method_not_allowed(method, "GET, POST")
         if len(segments) == 2 and segments[0] == "contacts" and segments[1].isdigit():
-            contact_id = int(segments[1])
-            if method == "GET":
-                contact = self._contacts.get(contact_id)
-                if contact is None:
-                    return 404, _EMPTY, {}
-                return 200, copy.deepcopy(contact), {}
-            if method == "PUT":
-                return self._update_contact(contact_id, body)
-            if method == "DELETE":
-                return self._delete_contact(contact_id)
-            return self._method_not_allowed(method, "GET, PUT, DELETE")
+            return self._one_record(
+                method, int(segments[1]), body, self._contacts, self._update_contact, self._delete_contact
+            )
         if segments == ["contact_fields"]:
             if method == "GET":
                 return 200, self._contact_fields(), {}
@@ -772,18 +764,29 @@ class FreshdeskSandbox:
                 return self._autocomplete_companies(query)
             return self._method_not_allowed(method, "GET")
         if len(segments) == 2 and segments[0] == "companies" and segments[1].isdigit():
-            company_id = int(segments[1])
-            if method == "GET":
-                company = self._companies.get(company_id)
-                if company is None:
-                    return 404, _EMPTY, {}
-                return 200, copy.deepcopy(company), {}
-            if method == "PUT":
-                return self._update_company(company_id, body)
-            if method == "DELETE":
-                return self._delete_company(company_id)
-            return self._method_not_allowed(method, "GET, PUT, DELETE")
+            return self._one_record(
+                method, int(segments[1]), body, self._companies, self._update_company, self._delete_company
+            )
         return 404, _EMPTY, {}
+
+    def _one_record(
+        self,
+        method: str,
+        record_id: int,
+        body: bytes,
+        records: dict[int, dict],
+        update: Callable[[int, bytes], tuple[int, Any, dict]],
+        delete: Callable[[int], tuple[int, Any, dict]],
+    ) -> tuple[int, Any, dict]:
+        """GET, PUT or DELETE of one contact or company by id."""
+        if method == "GET":
+            record = records.get(record_id)
+            return (404, _EMPTY, {}) if record is None else (200, copy.deepcopy(record), {})
+        if method == "PUT":
+            return update(record_id, body)
+        if method == "DELETE":
+            return delete(record_id)
+        return self._method_not_allowed(method, "GET, PUT, DELETE")
 
     @staticmethod
     def _method_not_allowed(method: str, allow: str) -> tuple[int, Any, dict]:

@@ -252,3 +252,19 @@ def test_a_company_call_that_is_throttled_queues_the_contact_event(ports):
     status, body = post(ports, identify("m-1", company="Acme Ltd"))
     assert (status, body["outcome"]) == (202, "queued")
     assert ports.freshdesk.methods() == ["create_company"]
+
+
+def test_a_company_a_contact_event_created_still_takes_an_older_group_event(ports):
+    post(ports, identify("m-1", T3, company="Acme Ltd"))
+    status, body = post(ports, group("g-1", T1, industry="Retail"))
+    assert (status, body["outcome"]) == (200, "updated")  # not stale: the contact event's time is not the group's
+    assert ports.freshdesk.companies[body["company_id"]]["industry"] == "Retail"
+
+
+def test_a_refused_company_does_not_use_up_the_one_resend_without_dispensable_fields(ports):
+    ports.freshdesk.script("create_company", Answer(400, {"errors": [{"field": "name", "code": "invalid_value"}]}))
+    ports.freshdesk.script("create", Answer(400, {"errors": [{"field": "cf_region", "code": "invalid_field"}]}))
+    status, body = post(ports, identify("m-1", company="Acme Ltd", region="uk"))
+    assert (status, body["outcome"]) == (201, "delivered")
+    assert body["dropped_fields"] == ["company_id", "region"]
+    assert "region" not in bodies(ports, "create")[1].get("custom_fields", {})

@@ -4,38 +4,36 @@ Freshdesk keeps company names unique, so a create never makes a second company: 
 exists, and the company is found by name (autocomplete, then an exact match ignoring case) and updated.
 A PUT replaces `domains` whole, so the company is read first and its domains kept: ours are added,
 never put in their place. The identity map remembers each company under its Signal group id and its
-name, so a known company costs one PUT, or nothing when the event says nothing new.
+name, so a known company costs one PUT (a GET first when the event brings domains to merge), or nothing
+when the event says nothing new.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from .conversation import Conversation, Finished
+from .conversation import Conversation, Finished, throttled
 from .credentials import Credentials, CredentialStore
 from .identity import Known, is_older, newer_of
 from .model import CompanyRef, Outcome, PlannedCompany, Result
 from .outcomes import Action, judge_company_create, judge_company_lookup, judge_company_update
 from .pacing import RateBudget
-from .ports import Freshdesk, IdentityMap
+from .ports import Freshdesk, IdentityMap, Runtime
 from .timing import Deadline
 
 
-def deliver_company(
-    planned: PlannedCompany,
-    *,
-    freshdesk: Freshdesk,
-    credentials: CredentialStore,
-    rate: RateBudget,
-    deadline: Deadline | None = None,
-    identity_map: IdentityMap | None = None,
-) -> Result:
-    waiting = rate.rate_limited_for()
-    if waiting > 0:
-        return Result(planned.message_id, Outcome.QUEUED, reason="rate_limited", retry_after=math.ceil(waiting))
+def deliver_company(planned: PlannedCompany, runtime: Runtime, *, deadline: Deadline | None = None) -> Result:
+    waiting = throttled(runtime.rate, planned.message_id)
+    if waiting is not None:
+        return waiting
     sync = CompanySync(
-        planned.message_id, freshdesk, credentials, rate, deadline, identity_map, timestamp=planned.timestamp
+        planned.message_id,
+        runtime.freshdesk,
+        runtime.credentials,
+        runtime.rate,
+        deadline,
+        runtime.identity_map,
+        timestamp=planned.timestamp,
     )
     try:
         return sync.upsert(planned)
@@ -165,7 +163,8 @@ class CompanySync(Conversation):
                 break
         company_id = self._find_by_name(ref.name) if verdict.action is Action.UPDATE else verdict.contact_id
         if company_id is not None:
-            self._remember(Known(company_id, newest="" if verdict.action is Action.UPDATE else self.timestamp))
+            # No newest: a contact event's time says nothing of the group's, whose older event still applies.
+            self._remember(Known(company_id))
         return company_id
 
     # -- Freshdesk -----------------------------------------------------------------------------------

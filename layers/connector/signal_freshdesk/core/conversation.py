@@ -6,6 +6,7 @@ that end the event, and the identity map, which is used while it answers and the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,14 @@ from .outcomes import Action, Verdict
 from .pacing import RateBudget
 from .ports import Freshdesk, IdentityMap
 from .timing import Deadline
+
+
+def throttled(rate: RateBudget, message_id: str) -> Result | None:
+    """Queued, without a call, while Freshdesk's rate limit says wait; None when a call may be made."""
+    waiting = rate.rate_limited_for()
+    if waiting > 0:
+        return Result(message_id, Outcome.QUEUED, reason="rate_limited", retry_after=math.ceil(waiting))
+    return None
 
 
 class Finished(Exception):

@@ -16,12 +16,11 @@ the contact can do without is sent again without them. Returns a `Result`; sends
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Any
 
 from .companies import CompanySync
-from .conversation import Conversation, Finished
+from .conversation import Conversation, Finished, throttled
 from .credentials import CredentialStore
 from .identity import Known, is_older, newer_of
 from .mapping import CONSENT_TAG
@@ -66,9 +65,9 @@ def deliver_contact(
 ) -> Result:
     """`create_when_withdrawn`: a person who withdrew consent and has no contact yet is created (without
     our tag) rather than dropped; CONSENT_MODE tag_only delivers everyone."""
-    waiting = rate.rate_limited_for()
-    if waiting > 0:
-        return Result(planned.message_id, Outcome.QUEUED, reason="rate_limited", retry_after=math.ceil(waiting))
+    waiting = throttled(rate, planned.message_id)
+    if waiting is not None:
+        return waiting
     sync = ContactSync(
         planned, freshdesk, credentials, rate, deadline, identity_map, create_when_withdrawn=create_when_withdrawn
     )
@@ -99,6 +98,7 @@ class ContactSync(Conversation):
         self.remembered = False
         self.held_on: IdentityMap | None = None  # the map a hold on this person was taken on, until let go
         self.company: dict[str, Any] | None = None  # {"company_id": n} once the named company is found
+        self.resent = False  # a 400 naming only dispensable fields is answered by one re-send, not more
 
     # -- the flow ----------------------------------------------------------------------------------
     def run(self) -> Result:
@@ -199,8 +199,9 @@ class ContactSync(Conversation):
         while True:
             answer = self._call(self.freshdesk.create_contact, contact)
             verdict = judge_create(self.planned.operation, answer, contact)
-            if verdict.action is Action.RESEND_WITHOUT and not self.dropped:
-                self.dropped = verdict.fields
+            if verdict.action is Action.RESEND_WITHOUT and not self.resent:
+                self.resent = True
+                self.dropped = (*self.dropped, *verdict.fields)
                 contact = without_fields(contact, verdict.fields)
                 continue
             verdict = self._settle(verdict, answer, contact)
@@ -432,8 +433,9 @@ class ContactSync(Conversation):
         while True:
             answer = self._call(self.freshdesk.update_contact, contact_id, body)
             verdict = judge_update(answer, body)
-            if verdict.action is Action.RESEND_WITHOUT and may_drop_fields and not self.dropped:
-                self.dropped = verdict.fields
+            if verdict.action is Action.RESEND_WITHOUT and may_drop_fields and not self.resent:
+                self.resent = True
+                self.dropped = (*self.dropped, *verdict.fields)
                 body = without_fields(body, verdict.fields)
                 continue
             if verdict.action is Action.CREATE:

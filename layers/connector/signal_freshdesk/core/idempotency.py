@@ -54,9 +54,10 @@ MAX_MESSAGE_ID_LENGTH = 128
 
 
 def event_digest(event: Mapping[str, Any]) -> str:
-    """A SHA-256 of the event's canonical JSON, over what the connector reads of it (the slim event the
-    retry queue keeps: type, event name, messageId as given, user id, timestamp, mapped traits, method,
-    consent). Transport fields a re-send may change do not count; `77` and `"77"` differ."""
+    """A SHA-256 of the event's canonical JSON, over what a mapping may read of it (the slim event the
+    retry queue keeps: type, event name, messageId as given, user id, timestamp, traits, context traits,
+    properties, group ids, consent). Transport fields a re-send may change do not count; `77` and `"77"`
+    differ."""
     canonical = json.dumps(
         slim_event(event), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True, default=str
     )

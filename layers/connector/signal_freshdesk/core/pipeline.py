@@ -52,14 +52,7 @@ def attempt_event(
         return Result(plan.message_id, Outcome.QUEUED, reason=skip_delivery_reason)
     try:
         if isinstance(plan, PlannedCompany):
-            return deliver_company(
-                plan,
-                freshdesk=runtime.freshdesk,
-                credentials=runtime.credentials,
-                rate=runtime.rate,
-                deadline=deadline,
-                identity_map=runtime.identity_map,
-            )
+            return deliver_company(plan, runtime, deadline=deadline)
         return deliver_contact(
             plan,
             freshdesk=runtime.freshdesk,

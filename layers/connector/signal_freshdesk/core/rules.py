@@ -385,7 +385,8 @@ class _Reader:
                 raise self.fail(
                     item,
                     f"the source {option!r} is not kept for retries: read one of {', '.join(TOP_LEVEL_SOURCES)},"
-                    f" or {', '.join(r + '.*' for r in SOURCE_ROOTS[:3])} (at most {SOURCE_DEPTH} levels deep)",
+                    f" context.groupId, or {', '.join(r + '.*' for r in SOURCE_ROOTS[:3])} (at most {SOURCE_DEPTH} levels"
+                    " deep)",
                     where,
                 )
             paths.append(path)
