@@ -123,7 +123,7 @@ def identified_event(tag: str, index: int, person: int, traits: dict[str, Any], 
                 "canonical": {"essential": True, "functional": True, "analytics": True, "marketing": True},
             },
         },
-        "timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
+        "timestamp": timestamp_text(at),
         "messageId": f"calls-{tag}-{index:04d}",
     }
     if traits["track"]:  # a track call carries the person's traits in its context, as Signal sends them
@@ -133,6 +133,11 @@ def identified_event(tag: str, index: int, person: int, traits: dict[str, Any], 
     else:
         event["traits"] = trait_values
     return event
+
+
+def timestamp_text(at: datetime) -> str:
+    """A Signal timestamp: UTC, milliseconds, Z."""
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
 def webhook_requests(stream: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
@@ -169,21 +174,35 @@ def measure_calls(services: BenchServices, figures: Figures, *, events: int = CA
     figures.values["wasted_429_map"] = with_map["by_status"].get("429", 0)
 
 
-def run_path(services: BenchServices, *, events: int, people: int, identity_map: bool) -> dict[str, Any]:
+def run_tag(prefix: str) -> str:
+    """Ids unique to one run of a stream (see build_stream)."""
+    return prefix + format(int(time.time() * 1000) % 10**8, "x")
 
+
+def run_path(services: BenchServices, *, events: int, people: int, identity_map: bool) -> dict[str, Any]:
+    """The identified stream through the Default preset (MAPPING_FILE=default), with the map or without it."""
     label = "with the identity map" if identity_map else "without the identity map"
-    tag = ("m" if identity_map else "n") + format(int(time.time() * 1000) % 10**8, "x")
+    tag = run_tag("m" if identity_map else "n")
     stream = build_stream(events, people, CALLS_SEED, tag)
+    log(f"calls ({label}): {events} identified events of {people} people ...")
+    return run_stream_path(services, stream, tag=tag, identity_map=identity_map, MAPPING_FILE="default")
+
+
+def run_stream_path(
+    services: BenchServices, stream: list[dict[str, Any]], *, tag: str, identity_map: bool, **settings: str
+) -> dict[str, Any]:
+    """Send `stream` as Signal would, drain the retry queue meanwhile, and say what happened. `settings`
+    are more of the functions' environment (MAPPING_FILE)."""
     requests = webhook_requests(stream, CALLS_SEED)
     rate = CALLS_ARRIVAL_PER_WINDOW / CALLS_WINDOW
     log(
-        f"calls ({label}): {events} identified events of {people} people in {len(requests)} webhook calls, "
-        f"{rate:.1f} events/s, limit {CALLS_LIMIT} per {CALLS_WINDOW:g} s ..."
+        f"  {len(stream)} events in {len(requests)} webhook calls, {rate:.1f} events/s, "
+        f"limit {CALLS_LIMIT} per {CALLS_WINDOW:g} s ..."
     )
     resources, sqs = fresh_stack(services)
     services.call("rate_limit", CALLS_LIMIT, CALLS_WINDOW)
     # The rate window scaled as the sandbox's is (Freshdesk: a minute); everything else as deployed.
-    env = child_env(services, identity_map=identity_map, FRESHDESK_RATE_WINDOW_SECONDS=f"{CALLS_WINDOW:g}")
+    env = child_env(services, identity_map=identity_map, FRESHDESK_RATE_WINDOW_SECONDS=f"{CALLS_WINDOW:g}", **settings)
     base = {"root": str(REPO_ROOT), "token": LOCAL_WEBHOOK_TOKEN, "prefix": tag}
     started = time.monotonic()
     try:
@@ -222,6 +241,7 @@ def run_path(services: BenchServices, *, events: int, people: int, identity_map:
     elapsed = time.monotonic() - started
     log_entries = [r for r in services.call("request_log") if str(r["path"]).startswith("/api/")]
     contacts = services.call("contact_summaries")
+    companies = services.call("company_summaries")
     sandbox_stats = services.call("stats")
     left = {"retry_queue": queue_depth(sqs, resources.retry_queue_url), "dlq": queue_depth(sqs, resources.dlq_url)}
     return summarise(
@@ -232,6 +252,7 @@ def run_path(services: BenchServices, *, events: int, people: int, identity_map:
         contacts,
         left=left,
         sandbox_stats=sandbox_stats,
+        companies=len(companies),
         seconds=elapsed,
         sent_seconds=sent_seconds,
         requests=len(requests),
@@ -284,7 +305,8 @@ def summarise(
     for message_id, call, status in sent["calls"] + [c for poller in drained for c in poller["calls"]]:
         event_calls.setdefault(message_id, []).append(f"{call} {status}")
     per_path: dict[str, dict[str, Any]] = {}
-    per_kind: dict[str, dict[str, Any]] = {kind: {"events": 0, "calls": 0} for kind in KINDS}
+    kinds = dict.fromkeys([*KINDS, *(entry["kind"] for entry in stream)])
+    per_kind: dict[str, dict[str, Any]] = {kind: {"events": 0, "calls": 0} for kind in kinds}
     final: Counter[str] = Counter()
     not_final = []
     for entry in stream:
@@ -306,7 +328,8 @@ def summarise(
         row["sequences"] = dict(row["sequences"].most_common(4))
     latest = {}
     for entry in stream:
-        latest[entry["event"]["userId"]] = entry["event"]
+        if entry["event"]["type"] != "group":  # a group event describes the company, not the person
+            latest[entry["event"]["userId"]] = entry["event"]
     stale_contacts = sum(1 for c in contacts if not holds(c, latest.get(c.get("unique_external_id") or "")))
     instrumented = sum(len(v) for v in event_calls.values())
     return {
@@ -323,6 +346,7 @@ def summarise(
         "per_path": dict(sorted(per_path.items(), key=lambda kv: -kv[1]["events"])),
         "per_kind": per_kind,
         "contacts": len(contacts),
+        "contacts_with_company": sum(1 for c in contacts if c.get("company_id") is not None),
         "people": len(latest),
         "contacts_not_latest": stale_contacts,
         "requests_503": sent["resent"],
@@ -330,6 +354,13 @@ def summarise(
         "retry_records": sum(p["records"] for p in drained),
         "retry_timed_out": any(p["timed_out"] for p in drained),
         "webhook_seconds": sent["seconds"],
+        # The functions' own time: the ingest handler's invocations (what Signal waits for), and the retry's.
+        "ingest_ms": sent["handler_ms"],
+        "ingest_cpu_ms": sent["handler_cpu_ms"],
+        "ms_per_event": sent["handler_ms"] / events,
+        "cpu_ms_per_event": sent["handler_cpu_ms"] / events,
+        "retry_ms": sum(p["handler_ms"] for p in drained),
+        "retry_cpu_ms": sum(p["handler_cpu_ms"] for p in drained),
         **extra,
     }
 
@@ -347,9 +378,15 @@ def call_name(entry: dict[str, Any]) -> str:
 
 
 def holds(contact: dict[str, Any], event: dict[str, Any] | None) -> bool:
-    """Whether a contact holds the name and job title of its person's newest event."""
+    """Whether a contact holds the name and job title of its person's newest event (and its seats, when
+    the event has them: the custom mapping's stream)."""
     if event is None:
         return False
     traits = event.get("traits") or event["context"].get("traits", {})
     name = traits.get("name") or f"{traits['first_name']} {traits['last_name']}"
-    return contact.get("name") == name and contact.get("job_title") == traits["title"]
+    seats = (contact.get("custom_fields") or {}).get("seats")
+    return (
+        contact.get("name") == name
+        and contact.get("job_title") == traits["title"]
+        and ("seats" not in traits or seats == traits["seats"])
+    )

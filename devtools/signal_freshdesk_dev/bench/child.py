@@ -345,21 +345,43 @@ def record_calls() -> list:
     """Note every Freshdesk call a delivery makes, with its event: (messageId, call, status).
 
     Bench instrumentation only (the product is unchanged): wraps the one method every Freshdesk call of
-    a delivery goes through. The sandbox's own request log stays the count that matters; this one says
-    which event each call was for.
+    an event goes through, a contact's and a company's alike (both conversations inherit it). The
+    sandbox's own request log stays the count that matters; this one says which event each call was for.
     """
-    from signal_freshdesk.core import delivery
+    from signal_freshdesk.core import conversation
 
     calls: list = []
-    original = delivery.ContactSync._call
+    original = conversation.Conversation._call
 
     def _call(self, method, *args):  # type: ignore[no-untyped-def]
         answer = original(self, method, *args)
-        calls.append([self.planned.message_id, getattr(method, "__name__", "?"), answer.status])
+        calls.append([self.message_id, getattr(method, "__name__", "?"), answer.status])
         return answer
 
-    delivery.ContactSync._call = _call
+    conversation.Conversation._call = _call
     return calls
+
+
+class Timed:
+    """A handler that adds up the wall and CPU time of its invocations (ms)."""
+
+    def __init__(self, handler) -> None:  # type: ignore[no-untyped-def]
+        self.handler = handler
+        self.wall_ms = 0.0
+        self.cpu_ms = 0.0
+        self.invocations = 0
+
+    def __call__(self, event, context):  # type: ignore[no-untyped-def]
+        started, cpu = time.perf_counter(), time.process_time()
+        try:
+            return self.handler(event, context)
+        finally:
+            self.wall_ms += (time.perf_counter() - started) * 1000
+            self.cpu_ms += (time.process_time() - cpu) * 1000
+            self.invocations += 1
+
+    def figures(self) -> dict:
+        return {"handler_ms": self.wall_ms, "handler_cpu_ms": self.cpu_ms, "handler_invocations": self.invocations}
 
 
 def run_stream(which: str, params: dict) -> dict:
@@ -368,7 +390,7 @@ def run_stream(which: str, params: dict) -> dict:
     one before). A call answered 503 is sent again after a second, as Signal retries it."""
     import json
 
-    handler = load_handler("ingest", params["root"])
+    handler = Timed(load_handler("ingest", params["root"]))
     quiet_logs()
     calls = record_calls()
     rate = float(params["rate"])
@@ -408,6 +430,7 @@ def run_stream(which: str, params: dict) -> dict:
         "requests": requests_out,
         "resent": resent,
         "seconds": time.monotonic() - started,
+        **handler.figures(),
     }
 
 
@@ -421,7 +444,7 @@ def run_stream_drain(which: str, params: dict) -> dict:
     from signal_freshdesk_dev.event_source import DrainStats, SqsEventSource
     from signal_freshdesk_dev.logcapture import LogCapture
 
-    handler = load_handler("retry", params["root"])
+    handler = Timed(load_handler("retry", params["root"]))
     quiet_logs()
     calls = record_calls()
     fields = ("messageId", "outcome", "reason", "status", "attempts", "duplicate")
@@ -452,6 +475,7 @@ def run_stream_drain(which: str, params: dict) -> dict:
         "processed": capture.records,
         "calls": calls,
         "timed_out": time.monotonic() >= ends,
+        **handler.figures(),
     }
 
 

@@ -49,6 +49,12 @@ CALLS_SINGLE_SHARE = 0.3  # webhook calls carrying one event; the others carry a
 CALLS_BATCH_SIZES = (5, 25)  # ... this many events (inclusive)
 CALLS_POLLERS = 2  # retry processes, as MaximumConcurrency 2
 
+# -- the mapping figure: the calls stream again, through a ten-field custom mapping with companies ---------
+MAPPING_FILE = REPO_ROOT / "docs" / "mapping.example.json"
+MAPPING_COMPANIES = 4  # the companies the people of the stream work for
+MAPPING_GROUP_SHARE = 0.04  # group events added to the stream, per event of the calls stream
+MAPPING_GROUP_CHANGE_SHARE = 0.3  # of a company's later group events, those with a new plan (the others repeat)
+
 # -- AWS prices used for usd_per_million (public on-demand prices, US East (N. Virginia), arm64) ----
 # "Amazon API Gateway pricing" page, HTTP APIs: $1.00 per million requests (first 300 million a month).
 HTTP_API_USD_PER_MILLION = 1.00

@@ -77,6 +77,8 @@ def main_table(figures: Figures) -> list[list[str]]:
         )
     if "calls" in d:
         rows += calls_rows(v, d["calls"])
+    if "mapping" in d:
+        rows += mapping_rows(v, d["mapping"])
     if "rss" in d:
         rows.append(
             [
@@ -190,6 +192,92 @@ def calls_rows(v: dict[str, Any], calls: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def mapping_rows(v: dict[str, Any], mapping: dict[str, Any]) -> list[list[str]]:
+    default, custom = mapping["paths"]["default"], mapping["paths"]["mapping"]
+    groups = mapping["events"] - mapping["identified_events"]
+    return [
+        [
+            "calls_per_event_mapping / mapping_calls_ratio (docs/mapping.example.json with companies, identity map on)",
+            f"{v['calls_per_event_mapping']:.3f} ({custom['calls']} calls for {custom['events']} events, {groups} "
+            f"of them group events); ratio {v['mapping_calls_ratio']:.3f}; 429s {v['wasted_429_mapping']}; "
+            f"{settled_text(custom)}",
+            f"Default preset, calls stream, identity map on: {default['calls_per_event']:.3f}",
+            "(no target: figures only)",
+            "info",
+        ],
+        [
+            "mapping_ms_per_event / mapping_ms_ratio (ingest handler time per event)",
+            f"{v['mapping_ms_per_event']:.2f} ms per event (CPU {custom['cpu_ms_per_event']:.2f}); ratio "
+            f"{v['mapping_ms_ratio']:.2f} (CPU: {v['mapping_cpu_ratio']:.2f})",
+            f"Default preset: {v['default_ms_per_event']:.2f} ms per event (CPU {default['cpu_ms_per_event']:.2f})",
+            "(no target: figures only)",
+            "info",
+        ],
+    ]
+
+
+def mapping_markdown(mapping: dict[str, Any]) -> list[str]:
+    paths = mapping["paths"]
+    names = {"default": "Default preset", "mapping": "example mapping"}
+    kinds = mapping["kinds"]
+    groups = mapping["events"] - mapping["identified_events"]
+    declared = ", ".join(f"{name} ({kind.removeprefix('custom_')})" for name, kind in mapping["custom_fields"].items())
+    source = (
+        "the calls figure's identity-map path above (the same run)"
+        if mapping["default_from_calls"]
+        else "the calls figure's stream with the identity map, run here first"
+    )
+    lines = [
+        "",
+        "## A custom mapping with companies, against the Default preset",
+        "",
+        f"The calls figure's stream again ({mapping['identified_events']} identified events from "
+        f"{mapping['people']} people: the same kinds, in the same order), through `docs/mapping.example.json` "
+        "(the Default preset and ten fields of the account's own, with company fields): every event also "
+        "carries the traits that mapping fills (plan, seats, beta, trial end, region, account manager, first "
+        "source, mobile, language, time zone), and names the company the person works for, one of "
+        f"{mapping['companies']}: as `traits.company` (a name, or an object with a name), as "
+        "`context.groupId`, or both. A third of the returning people's changes also bring a new plan or seat "
+        f"count. {groups} group events (name, website, industry, plan, description) are spread evenly over the "
+        f"stream: {kinds.get('group_first', 0)} first ones, which create the company or complete the one a "
+        f"person's event created by its name, {kinds.get('group_change', 0)} with a new plan and "
+        f"{kinds.get('group_same', 0)} repeating the last. Sent, drained and counted as the calls figure is "
+        "(same arrival rate, rate limit and retry pollers), with the identity map on. The sandbox declares "
+        f"the mapping's custom contact fields with their types and choices: {declared}.",
+        "",
+        f"The Default preset's figures are {source}. Handler time is the ingest handler's wall time over all "
+        "its invocations divided by the events (DynamoDB in moto and the sandbox on loopback included): what "
+        "Signal waits for per event. The retry function's time is beside it. Figures only: no target.",
+        "",
+        "| path | events | calls | calls per event | 429s | outcomes | not final | parked | contacts / people | "
+        "contacts with a company | companies | contacts without the newest traits | ingest ms per event | "
+        "ingest CPU ms per event | retry handler ms | time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, path in paths.items():
+        outcomes = ", ".join(f"{name} {n}" for name, n in path["final"].items())
+        lines.append(
+            f"| {names[key]} | {path['events']} | {path['calls']} | {path['calls_per_event']:.3f} | "
+            f"{path['by_status'].get('429', 0)} | {outcomes} | {path['not_final']} | {path['left']['dlq']} | "
+            f"{path['contacts']} / {path['people']} | {path.get('contacts_with_company', 0)} | "
+            f"{path.get('companies', 0)} | {path['contacts_not_latest']} | {path['ms_per_event']:.2f} | "
+            f"{path['cpu_ms_per_event']:.2f} | {path['retry_ms']:.0f} | {path['seconds']:.0f} s |"
+        )
+    default, custom = paths["default"], paths["mapping"]
+    lines += [
+        "",
+        f"Ratios (example mapping / Default preset): calls per event "
+        f"{custom['calls_per_event'] / default['calls_per_event']:.3f}, ingest ms per event "
+        f"{custom['ms_per_event'] / default['ms_per_event']:.2f}, ingest CPU ms per event "
+        f"{custom['cpu_ms_per_event'] / default['cpu_ms_per_event']:.2f}.",
+    ]
+    lines += methods_markdown(paths, names)
+    order = ("first", "change", "same", "group_first", "group_change", "group_same")
+    lines += kinds_markdown(paths, names, order, same_stream=False)
+    lines += where_markdown(custom, names["mapping"])
+    return lines
+
+
 def calls_markdown(calls: dict[str, Any]) -> list[str]:
     paths = calls["paths"]
     names = {"map": "identity map on", "no_map": "identity map off"}
@@ -233,7 +321,15 @@ def calls_markdown(calls: dict[str, Any]) -> list[str]:
             f"{path['left']['dlq']} | {path['contacts']} / {path['people']} | {path['contacts_not_latest']} | "
             f"{path['seconds']:.0f} s |"
         )
-    lines += ["", "Calls by method and answer (the sandbox's log):", ""]
+    lines += methods_markdown(paths, names)
+    lines += kinds_markdown(paths, names, ("first", "change", "same"))
+    for key, path in paths.items():
+        lines += where_markdown(path, names[key])
+    return lines
+
+
+def methods_markdown(paths: dict[str, dict[str, Any]], names: dict[str, str]) -> list[str]:
+    lines = ["", "Calls by method and answer (the sandbox's log):", ""]
     lines += [
         "| call | answer | " + " | ".join(names[k] for k in paths) + " |",
         "| --- | --- |" + " --- |" * len(paths),
@@ -243,40 +339,56 @@ def calls_markdown(calls: dict[str, Any]) -> list[str]:
         call, _, status = method.rpartition(" ")
         counts = " | ".join(str(path["by_method"].get(method, 0)) for path in paths.values())
         lines.append(f"| `{call}` | {status} | {counts} |")
+    return lines
+
+
+def kinds_markdown(
+    paths: dict[str, dict[str, Any]], names: dict[str, str], kinds: tuple[str, ...], *, same_stream: bool = True
+) -> list[str]:
+    """Calls by kind of event. `same_stream`: every path ran the same stream, so they share the events column."""
+    if same_stream:
+        head = "| kind | events | " + " | ".join(f"calls ({names[k]}) | per event ({names[k]})" for k in paths)
+        rule = "| --- | --- |" + " --- | --- |" * len(paths)
+    else:
+        head = "| kind | " + " | ".join(
+            f"events ({names[k]}) | calls ({names[k]}) | per event ({names[k]})" for k in paths
+        )
+        rule = "| --- |" + " --- | --- | --- |" * len(paths)
+    lines = ["", "Calls by kind of event:", "", head + " |", rule]
+    for kind in kinds:
+        rows = [path["per_kind"].get(kind, {"events": 0, "calls": 0}) for path in paths.values()]
+        cells = [f"{row['calls']} | {row['calls'] / row['events']:.2f}" if row["events"] else "0 | -" for row in rows]
+        if same_stream:
+            lines.append(f"| {kind} | {rows[0]['events']} | " + " | ".join(cells) + " |")
+        else:
+            lines.append(
+                f"| {kind} | "
+                + " | ".join(f"{row['events']} | {cell}" for row, cell in zip(rows, cells, strict=True))
+                + " |"
+            )
+    return lines
+
+
+def where_markdown(path: dict[str, Any], name: str) -> list[str]:
+    lines = [
+        "",
+        f"Where the calls go, {name} (per outcome: the webhook's answer, then each retry's):",
+        "",
+        "| outcome | events | calls | per event | most frequent calls of one event |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for outcome, row in path["per_path"].items():
+        sequences = "; ".join(f"{seq} ({n})" for seq, n in row["sequences"].items())
+        lines.append(
+            f"| {outcome} | {row['events']} | {row['calls']} | {row['calls'] / row['events']:.2f} | {sequences} |"
+        )
     lines += [
         "",
-        "Calls by kind of event:",
-        "",
-        "| kind | events | " + " | ".join(f"calls ({names[k]}) | per event ({names[k]})" for k in paths) + " |",
-        "| --- | --- |" + " --- | --- |" * len(paths),
+        f"{path['requests']} webhook calls in {path['webhook_seconds']:.1f} s ({path['requests_503']} answered "
+        f"503 and sent again); {path['retry_invocations']} retry invocations for {path['retry_records']} "
+        f"records; calls seen by the instrumented handlers: {path['instrumented_calls']} "
+        f"(the sandbox logged {path['calls']}).",
     ]
-    for kind in ("first", "change", "same"):
-        cells = []
-        for path in paths.values():
-            row = path["per_kind"][kind]
-            cells.append(f"{row['calls']} | {row['calls'] / row['events']:.2f}" if row["events"] else "0 | -")
-        events = next(iter(paths.values()))["per_kind"][kind]["events"]
-        lines.append(f"| {kind} | {events} | " + " | ".join(cells) + " |")
-    for key, path in paths.items():
-        lines += [
-            "",
-            f"Where the calls go, {names[key]} (per outcome: the webhook's answer, then each retry's):",
-            "",
-            "| outcome | events | calls | per event | most frequent calls of one event |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for outcome, row in path["per_path"].items():
-            sequences = "; ".join(f"{seq} ({n})" for seq, n in row["sequences"].items())
-            lines.append(
-                f"| {outcome} | {row['events']} | {row['calls']} | {row['calls'] / row['events']:.2f} | {sequences} |"
-            )
-        lines += [
-            "",
-            f"{path['requests']} webhook calls in {path['webhook_seconds']:.1f} s ({path['requests_503']} answered "
-            f"503 and sent again); {path['retry_invocations']} retry invocations for {path['retry_records']} "
-            f"records; calls seen by the instrumented handlers: {path['instrumented_calls']} "
-            f"(the sandbox logged {path['calls']}).",
-        ]
     return lines
 
 
@@ -314,6 +426,13 @@ def bench_line(figures: Figures) -> str:
         ("calls_per_event_no_map", "{:.3f}"),
         ("calls_ratio", "{:.3f}"),
         ("wasted_429_map", "{}"),
+        ("calls_per_event_mapping", "{:.3f}"),
+        ("mapping_calls_ratio", "{:.3f}"),
+        ("wasted_429_mapping", "{}"),
+        ("default_ms_per_event", "{:.2f}"),
+        ("mapping_ms_per_event", "{:.2f}"),
+        ("mapping_ms_ratio", "{:.3f}"),
+        ("mapping_cpu_ratio", "{:.3f}"),
     ]
     return "BENCH " + " ".join(f"{key}={fmt.format(v[key])}" for key, fmt in keys if key in v)
 
@@ -444,6 +563,8 @@ def details_markdown(figures: Figures, command: str, elapsed: float) -> str:
         lines += ["", f"Peak RSS of a retry process (boto3 loaded for SQS): {retry_rss:.1f} MB."]
     if "calls" in d:
         lines += calls_markdown(d["calls"])
+    if "mapping" in d:
+        lines += mapping_markdown(d["mapping"])
     if "rss" in d:
         rss = d["rss"]
         lines += [

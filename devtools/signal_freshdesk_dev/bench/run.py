@@ -1,9 +1,11 @@
 """The performance benchmark: cold start, per-event overhead, batches, drain, memory, cost, calls per event.
 
-Freshdesk calls per event are measured with the identity map and without it, in the same run.
+Freshdesk calls per event are measured with the identity map and without it, in the same run; then calls
+and handler time per event through a ten-field custom mapping with companies, against the Default preset.
 
     python -m signal_freshdesk_dev.bench           (or: make bench)
     python -m signal_freshdesk_dev.bench --only calls     (one part; prints, writes only with --out)
+    python -m signal_freshdesk_dev.bench --only calls --only mapping   (the mapping reuses the calls figure)
 
 Each figure is measured against a baseline run side by side in the same run, because this machine
 (2 shared cores) is noisy: targets are ratios, timings are medians of several runs. Every process
@@ -22,13 +24,14 @@ from pathlib import Path
 
 from ..handlers import REPO_ROOT
 from .calls import measure_calls
+from .mapping import measure_mapping
 from .measure import compile_bytecode, measure_batch, measure_cold, measure_drain, measure_rss, measure_warm
 from .model import CALLS_EVENTS, UNLIMITED, Figures, configured_memory_mb, cost_model
 from .report import bench_line, details_markdown, main_table, plain
 from .services import BenchServices
 
 RESULTS = REPO_ROOT / "bench" / "results.md"
-PARTS = ("cold", "warm", "batch", "rss", "drain", "calls")
+PARTS = ("cold", "warm", "batch", "rss", "drain", "calls", "mapping")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                 measure_drain(services, figures, unpaced=True)
         if "calls" in parts:
             measure_calls(services, figures, events=300 if quick else CALLS_EVENTS)
+        if "mapping" in parts:  # after calls: it reuses the Default preset's figures of the same run
+            measure_mapping(services, figures, events=300 if quick else CALLS_EVENTS)
     memory = configured_memory_mb()
     if {"cold", "warm", "batch"} <= parts:
         figures.details["memory_sizes"] = [cost_model(figures, size) for size in (128, 256, 512, 1024)]

@@ -72,11 +72,21 @@ def _serve(conn: Any) -> None:
                     **(sandbox.stats() if hasattr(sandbox, "stats") else {}),
                     **({"list_calls": sandbox.list_calls()} if hasattr(sandbox, "list_calls") else {}),
                 }
-            elif command == "contact_summaries":  # what the calls figure checks of each contact
+            elif command == "contact_summaries":  # what the calls figures check of each contact
+                keys = ("id", "unique_external_id", "email", "name", "job_title", "tags", "company_id", "custom_fields")
+                answer = [{key: c.get(key) for key in keys} for c in sandbox.contacts()]
+            elif command == "company_summaries":
                 answer = [
-                    {key: c.get(key) for key in ("id", "unique_external_id", "email", "name", "job_title", "tags")}
-                    for c in sandbox.contacts()
+                    {key: c.get(key) for key in ("id", "name", "domains", "industry", "account_tier")}
+                    for c in sandbox.companies()
                 ]
+            elif command == "custom_fields":  # declare typed and dropdown custom contact fields (kept by reset)
+                types, choices = args
+                for name, values in choices.items():
+                    sandbox.set_custom_field_choices(name, values)
+                for name, field_type in types.items():
+                    sandbox.set_custom_field_type(name, field_type)
+                answer = None
             elif command == "extension_hits":
                 answer = extension.hits
             else:
