@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .mapping import MAX_TEXT, has_unusable_characters, message_id_of
+from .conversions import MAX_TEXT, has_unusable_characters
+from .mapping import message_id_of
 from .rules import TOP_LEVEL_SOURCES, normalise_event_name
 
 if TYPE_CHECKING:

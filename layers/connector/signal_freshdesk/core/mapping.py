@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .conversions import MAX_TEXT, converter, cut, has_unusable_characters, to_email, to_id, to_phone, to_text
+from .conversions import MAX_TEXT, converter, cut, to_email, to_id, to_phone, to_text
+from .conversions import has_unusable_characters as has_unusable_characters
 from .conversions import to_integer as _to_integer
 from .conversions import usable_text as usable_text
 from .model import CompanyRef, Consent, Drop, DropReason, Operation, PlannedCompany, PlannedContact
@@ -27,8 +28,6 @@ from .rules import (
     json_path_get,
     normalise_event_name,
 )
-
-__all__ = ["MAX_TEXT", "has_unusable_characters", "normalise_event_name", "usable_text"]
 
 CONSENT_TAG = "marketing-consent"
 _HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
