@@ -253,7 +253,7 @@ class _Reader:
             if name in ("page", "screen", "group"):
                 raise self.fail(item, f"{name} events are not contact events", where)
             action = item.get("action")
-            if action not in ACTIONS:
+            if not isinstance(action, str) or action not in ACTIONS:
                 raise self.fail(item, f"'action' must be one of {', '.join(ACTIONS)}, not {action!r}", where)
             if any(rule.name == name for rule in rules):
                 raise self.fail(item, f"the event {name!r} is listed twice", where)
