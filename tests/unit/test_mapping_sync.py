@@ -6,6 +6,7 @@ The real core runs against the in-memory fakes of tests/fakes.py; calls are coun
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +269,17 @@ def test_a_refused_company_does_not_use_up_the_one_resend_without_dispensable_fi
     assert (status, body["outcome"]) == (201, "delivered")
     assert body["dropped_fields"] == ["company_id", "region"]
     assert "region" not in bodies(ports, "create")[1].get("custom_fields", {})
+
+
+def test_a_batch_applies_its_group_events_before_the_contacts_that_name_the_group(ports):
+    def slow_create(call: Any) -> Answer:
+        time.sleep(0.2)  # the contact's lane would look the group up meanwhile
+        return ports.freshdesk._company_default(call)
+
+    ports.freshdesk.script("create_company", slow_create)
+    contact = identify("m-1", T2)
+    contact["context"]["groupId"] = "grp-1"
+    status, body = post(ports, {"batch": [contact, group("g-1", T1)]})
+    contact_result, group_result = body["results"]
+    assert (group_result["outcome"], contact_result["outcome"]) == ("delivered", "delivered")
+    assert bodies(ports, "create")[0]["company_id"] == group_result["company_id"]

@@ -54,6 +54,9 @@ MAPPING_FILE = REPO_ROOT / "docs" / "mapping.example.json"
 MAPPING_COMPANIES = 4  # the companies the people of the stream work for
 MAPPING_GROUP_SHARE = 0.04  # group events added to the stream, per event of the calls stream
 MAPPING_GROUP_CHANGE_SHARE = 0.3  # of a company's later group events, those with a new plan (the others repeat)
+# Of the stream's people, those whose contact an agent made before the connector saw them (in both runs
+# of the figure); half of those contacts hold a mobile and an account manager an agent entered.
+MAPPING_EXISTING_SHARE = 0.2
 
 # -- AWS prices used for usd_per_million (public on-demand prices, US East (N. Virginia), arm64) ----
 # "Amazon API Gateway pricing" page, HTTP APIs: $1.00 per million requests (first 300 million a month).

@@ -3,7 +3,7 @@
 Freshdesk (the sandbox), AWS (moto as a server: the secret, the retry queue, the DLQ) and the
 Parameters and Secrets extension run here, so the processes being measured share no interpreter (no GIL, no
 imports) with them, as on Lambda. The parent drives the
-sandbox (delay, rate limit, reset, request log) through a pipe.
+sandbox (delay, rate limit, reset, seeded contacts, request log) through a pipe.
 """
 
 from __future__ import annotations
@@ -18,6 +18,18 @@ from typing import Any
 from ..local_aws import FAKE_CREDENTIALS, REGION, LocalAws, local_secret, provision
 
 API_KEY = "bench-api-key"
+# What the benchmark reads of a contact (contact_summaries, seed_contacts).
+CONTACT_KEYS = (
+    "id",
+    "unique_external_id",
+    "email",
+    "name",
+    "job_title",
+    "mobile",
+    "tags",
+    "company_id",
+    "custom_fields",
+)
 
 
 def _serve(conn: Any) -> None:
@@ -73,8 +85,13 @@ def _serve(conn: Any) -> None:
                     **({"list_calls": sandbox.list_calls()} if hasattr(sandbox, "list_calls") else {}),
                 }
             elif command == "contact_summaries":  # what the calls figures check of each contact
-                keys = ("id", "unique_external_id", "email", "name", "job_title", "tags", "company_id", "custom_fields")
-                answer = [{key: c.get(key) for key in keys} for c in sandbox.contacts()]
+                answer = [{key: c.get(key) for key in CONTACT_KEYS} for c in sandbox.contacts()]
+            elif command == "seed_contacts":  # contacts as agents made them (not logged, no rate budget)
+                try:
+                    seeded = [sandbox.seed_contact(**fields) for fields in args[0]]
+                    answer = [{key: c.get(key) for key in CONTACT_KEYS} for c in seeded]
+                except ValueError as error:
+                    answer = error
             elif command == "company_summaries":
                 answer = [
                     {key: c.get(key) for key in ("id", "name", "domains", "industry", "account_tier")}

@@ -132,9 +132,9 @@ def admit(events: list[Any]) -> list[Admission]:
 
 
 def process_events(events: list[Any], runtime: Runtime, *, deadline: Deadline) -> list[Result]:
-    """Every event of a batch, in order of the answer. Events of one person run one after another in
-    timestamp order; different people run concurrently. The same event twice is handled once, and the
-    repeat answered from the first (marked duplicate)."""
+    """Every event of a batch, in order of the answer. Events of one person (or company) run one after
+    another in timestamp order; different people run concurrently, after the batch's group events. The
+    same event twice is handled once, and the repeat answered from the first (marked duplicate)."""
     admissions = admit(events)
     results: list[Result | None] = [admission.refused for admission in admissions]
     handled = [i for i, admission in enumerate(admissions) if admission.refused is None and admission.repeat_of is None]
@@ -149,6 +149,9 @@ def process_events(events: list[Any], runtime: Runtime, *, deadline: Deadline) -
             plan_for(event, runtime.settings) if i in wanted else None for i, event in enumerate(events)
         ]
         lanes = [lane for lane in person_lanes(plans) if lane]
+        # Companies first: a contact naming the group a group event of this batch describes finds it.
+        companies = [lane for lane in lanes if isinstance(plans[lane[0]], PlannedCompany)]
+        people = [lane for lane in lanes if not isinstance(plans[lane[0]], PlannedCompany)]
 
         def run_lane(lane: list[int]) -> None:
             for index in lane:
@@ -156,7 +159,8 @@ def process_events(events: list[Any], runtime: Runtime, *, deadline: Deadline) -
 
         workers = max(1, min(runtime.settings.batch_concurrency, len(lanes)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-            list(pool.map(run_lane, lanes))
+            for phase in (companies, people):
+                list(pool.map(run_lane, phase))
     for index, admission in enumerate(admissions):
         if admission.repeat_of is not None:
             first = results[admission.repeat_of]
