@@ -79,10 +79,11 @@ def test_the_example_with_any_part_replaced_is_a_mapping_or_a_mapping_error(plac
         assert isinstance(mapping, ContactMapping)
 
 
-trait_names = st.sampled_from(
-    ["name", "email", "phone", "mobile", "plan", "seats", "beta", "trial_ends_at", "region", "account_manager"]
-    + ["utm_source", "language", "time_zone", "company", "industry", "website", "title", "company_id", "user_id"]
+TRAIT_NAMES = (
+    *("name", "email", "phone", "mobile", "plan", "seats", "beta", "trial_ends_at", "region", "account_manager"),
+    *("utm_source", "language", "time_zone", "company", "industry", "website", "title", "company_id", "user_id"),
 )
+trait_names = st.sampled_from(TRAIT_NAMES)
 traits = st.dictionaries(trait_names, json_values, max_size=8)
 
 

@@ -279,7 +279,7 @@ def test_a_batch_applies_its_group_events_before_the_contacts_that_name_the_grou
     ports.freshdesk.script("create_company", slow_create)
     contact = identify("m-1", T2)
     contact["context"]["groupId"] = "grp-1"
-    status, body = post(ports, {"batch": [contact, group("g-1", T1)]})
+    _, body = post(ports, {"batch": [contact, group("g-1", T1)]})
     contact_result, group_result = body["results"]
     assert (group_result["outcome"], contact_result["outcome"]) == ("delivered", "delivered")
     assert bodies(ports, "create")[0]["company_id"] == group_result["company_id"]

@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -189,10 +190,18 @@ def run_path(services: BenchServices, *, events: int, people: int, identity_map:
 
 
 def run_stream_path(
-    services: BenchServices, stream: list[dict[str, Any]], *, tag: str, identity_map: bool, **settings: str
+    services: BenchServices,
+    stream: list[dict[str, Any]],
+    *,
+    tag: str,
+    identity_map: bool,
+    seed: list[dict[str, Any]] | None = None,
+    **settings: str,
 ) -> dict[str, Any]:
-    """Send `stream` as Signal would, drain the retry queue meanwhile, and say what happened. `settings`
-    are more of the functions' environment (MAPPING_FILE)."""
+    """Send `stream` as Signal would, drain the retry queue meanwhile, and say what happened. `seed` are
+    contacts agents made before the run (the sandbox's contact fields), stored after the reset as they
+    left them; the answer's "seeded" has each as stored and as the run left it. `settings` are more of
+    the functions' environment (MAPPING_FILE)."""
     requests = webhook_requests(stream, CALLS_SEED)
     rate = CALLS_ARRIVAL_PER_WINDOW / CALLS_WINDOW
     log(
@@ -200,6 +209,7 @@ def run_stream_path(
         f"limit {CALLS_LIMIT} per {CALLS_WINDOW:g} s ..."
     )
     resources, sqs = fresh_stack(services)
+    seeded = services.call("seed_contacts", seed) if seed else []
     services.call("rate_limit", CALLS_LIMIT, CALLS_WINDOW)
     # The rate window scaled as the sandbox's is (Freshdesk: a minute); everything else as deployed.
     env = child_env(services, identity_map=identity_map, FRESHDESK_RATE_WINDOW_SECONDS=f"{CALLS_WINDOW:g}", **settings)
@@ -244,6 +254,7 @@ def run_stream_path(
     companies = services.call("company_summaries")
     sandbox_stats = services.call("stats")
     left = {"retry_queue": queue_depth(sqs, resources.retry_queue_url), "dlq": queue_depth(sqs, resources.dlq_url)}
+    after = {contact["id"]: contact for contact in contacts}
     return summarise(
         stream,
         sent,
@@ -256,6 +267,7 @@ def run_stream_path(
         seconds=elapsed,
         sent_seconds=sent_seconds,
         requests=len(requests),
+        seeded=[{"before": contact, "after": after.get(contact["id"])} for contact in seeded],
     )
 
 
@@ -332,6 +344,13 @@ def summarise(
             latest[entry["event"]["userId"]] = entry["event"]
     stale_contacts = sum(1 for c in contacts if not holds(c, latest.get(c.get("unique_external_id") or "")))
     instrumented = sum(len(v) for v in event_calls.values())
+    # A contact read right after a create answered 409 reads a contact the map did not know (someone else
+    # made it); any other read is of a contact the map knew, when it could not answer for it.
+    reads: Counter[str] = Counter()
+    for calls_of_event in event_calls.values():
+        for before, call in pairwise(["", *calls_of_event]):
+            if call.startswith("get_contact "):
+                reads["after_409" if before == "create_contact 409" else "known"] += 1
     return {
         "events": events,
         "calls": calls,
@@ -341,6 +360,9 @@ def summarise(
         "by_method": dict(sorted(by_method.items())),
         "by_status": dict(sorted(by_status.items())),
         "list_calls": sum(1 for r in log_entries if r["method"] == "GET" and r["path"] == "/api/v2/contacts"),
+        "contact_reads": sum(1 for r in log_entries if call_name(r) == "GET /contacts/:id"),
+        "contact_reads_after_409": reads["after_409"],
+        "contact_reads_known": reads["known"],
         "final": dict(final.most_common()),
         "not_final": len(not_final),
         "per_path": dict(sorted(per_path.items(), key=lambda kv: -kv[1]["events"])),

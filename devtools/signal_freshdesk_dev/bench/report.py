@@ -193,15 +193,18 @@ def calls_rows(v: dict[str, Any], calls: dict[str, Any]) -> list[list[str]]:
 
 
 def mapping_rows(v: dict[str, Any], mapping: dict[str, Any]) -> list[list[str]]:
-    default, custom = mapping["paths"]["default"], mapping["paths"]["mapping"]
+    paths = mapping["paths"]
+    default, custom, unseeded = paths["default"], paths["mapping"], paths["unseeded"]
     groups = mapping["events"] - mapping["identified_events"]
+    existing = mapping["existing"]["mapping"]
     return [
         [
             "calls_per_event_mapping / mapping_calls_ratio (docs/mapping.example.json with companies, identity map on)",
             f"{v['calls_per_event_mapping']:.3f} ({custom['calls']} calls for {custom['events']} events, {groups} "
             f"of them group events); ratio {v['mapping_calls_ratio']:.3f}; 429s {v['wasted_429_mapping']}; "
             f"{settled_text(custom)}",
-            f"Default preset, calls stream, identity map on: {default['calls_per_event']:.3f}",
+            f"Default preset, calls stream, identity map on, same contacts agents made: "
+            f"{default['calls_per_event']:.3f} (without them: {unseeded['calls_per_event']:.3f})",
             "(no target: figures only)",
             "info",
         ],
@@ -213,18 +216,38 @@ def mapping_rows(v: dict[str, Any], mapping: dict[str, Any]) -> list[list[str]]:
             "(no target: figures only)",
             "info",
         ],
+        [
+            "if_empty_reads / if_empty_reads_per_seeded (GET /contacts/:id of known contacts beyond the Default "
+            f"preset's, {v['seeded_contacts']} contacts agents made)",
+            f"{v['if_empty_reads']} ({v['if_empty_reads_per_seeded']:.3f} per contact agents made); the example "
+            f"mapping read {custom['contact_reads']} contacts: {custom['contact_reads_after_409']} right after a "
+            f"409, {custom['contact_reads_known']} known; values agents entered kept "
+            f"{existing['kept']}/{existing['entered']}, empty ones filled "
+            f"{existing['filled']}/{existing['filled'] + existing['empty']}",
+            f"Default preset, same contacts: {default['contact_reads']} reads: {default['contact_reads_after_409']} "
+            f"right after a 409, {default['contact_reads_known']} known",
+            "no value an agent entered overwritten (checked)",
+            verdict(not existing["overwritten"]),
+        ],
     ]
 
 
 def mapping_markdown(mapping: dict[str, Any]) -> list[str]:
     paths = mapping["paths"]
-    names = {"default": "Default preset", "mapping": "example mapping"}
+    names = {
+        "unseeded": "Default preset, no contact beforehand (calls figure)",
+        "default": "Default preset",
+        "mapping": "example mapping",
+    }
+    compared = {key: paths[key] for key in ("default", "mapping")}
     kinds = mapping["kinds"]
     groups = mapping["events"] - mapping["identified_events"]
+    existing = mapping["existing"]
+    seeded = existing["mapping"]["contacts"]
     declared = ", ".join(f"{name} ({kind.removeprefix('custom_')})" for name, kind in mapping["custom_fields"].items())
     source = (
         "the calls figure's identity-map path above (the same run)"
-        if mapping["default_from_calls"]
+        if mapping["unseeded_from_calls"]
         else "the calls figure's stream with the identity map, run here first"
     )
     lines = [
@@ -245,22 +268,36 @@ def mapping_markdown(mapping: dict[str, Any]) -> list[str]:
         "(same arrival rate, rate limit and retry pollers), with the identity map on. The sandbox declares "
         f"the mapping's custom contact fields with their types and choices: {declared}.",
         "",
-        f"The Default preset's figures are {source}. Handler time is the ingest handler's wall time over all "
-        "its invocations divided by the events (DynamoDB in moto and the sandbox on loopback included): what "
-        "Signal waits for per event. The retry function's time is beside it. Figures only: no target.",
+        f"Before the run, {seeded} of the {mapping['people']} people already have a contact an agent made "
+        "(their first event is `first_existing` below): the name and email of their first event, "
+        f"{mapping['existing_with_external_id']} of them with their user id as unique_external_id, and "
+        f"{mapping['existing_with_agent_values']} with a mobile and an account manager the agent entered (other "
+        "than the events'), which the mapping's two `if_empty` rules must leave alone. The baseline is the "
+        "Default preset over the calls stream with the same contacts made beforehand, run here. The first row "
+        f"below, without them, is {source}: the path of calls_per_event. Handler time is the ingest handler's wall time "
+        "over all its invocations divided by the events (DynamoDB in moto and the sandbox on loopback "
+        "included): what Signal waits for per event. The retry function's time is beside it. Figures only: "
+        "no target.",
         "",
         "| path | events | calls | calls per event | 429s | outcomes | not final | parked | contacts / people | "
-        "contacts with a company | companies | contacts without the newest traits | ingest ms per event | "
+        "contacts with a company | companies | contacts without the newest traits | contacts agents made | "
+        "`GET /contacts/:id` | of them right after a 409 | of known contacts | values agents entered kept | "
+        "ingest ms per event | "
         "ingest CPU ms per event | retry handler ms | time |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+        "| --- | --- | --- |",
     ]
     for key, path in paths.items():
         outcomes = ", ".join(f"{name} {n}" for name, n in path["final"].items())
+        agents = existing.get(key)
+        kept = f"{agents['kept']}/{agents['entered']}" if agents else "-"
         lines.append(
             f"| {names[key]} | {path['events']} | {path['calls']} | {path['calls_per_event']:.3f} | "
             f"{path['by_status'].get('429', 0)} | {outcomes} | {path['not_final']} | {path['left']['dlq']} | "
             f"{path['contacts']} / {path['people']} | {path.get('contacts_with_company', 0)} | "
-            f"{path.get('companies', 0)} | {path['contacts_not_latest']} | {path['ms_per_event']:.2f} | "
+            f"{path.get('companies', 0)} | {path['contacts_not_latest']} | {len(path.get('seeded', []))} | "
+            f"{path['contact_reads']} | {path['contact_reads_after_409']} | {path['contact_reads_known']} | {kept} | "
+            f"{path['ms_per_event']:.2f} | "
             f"{path['cpu_ms_per_event']:.2f} | {path['retry_ms']:.0f} | {path['seconds']:.0f} s |"
         )
     default, custom = paths["default"], paths["mapping"]
@@ -270,10 +307,26 @@ def mapping_markdown(mapping: dict[str, Any]) -> list[str]:
         f"{custom['calls_per_event'] / default['calls_per_event']:.3f}, ingest ms per event "
         f"{custom['ms_per_event'] / default['ms_per_event']:.2f}, ingest CPU ms per event "
         f"{custom['cpu_ms_per_event'] / default['cpu_ms_per_event']:.2f}.",
+        "",
+        f"Contact reads (`GET /contacts/:id`, the sandbox's log): the example mapping {custom['contact_reads']} "
+        f"({custom['contact_reads_after_409']} right after a create's 409, {custom['contact_reads_known']} of "
+        f"contacts the identity map knew), the Default preset {default['contact_reads']} "
+        f"({default['contact_reads_after_409']} and {default['contact_reads_known']}). A create that finds the "
+        "contact there (409) is followed by a read under either mapping, as the identity map knows nothing of "
+        "that contact (its consent tag, its unique_external_id), and again when a 429 sends the event back "
+        "before the map learnt the contact; the same read tells the example mapping which `if_empty` fields "
+        "the contact holds, and the map remembers it. A known contact is read only when the map cannot answer "
+        "for it: the reads `if_empty` costs are the example mapping's reads of known contacts beyond the "
+        f"Default preset's, {mapping['if_empty_reads']} "
+        f"({mapping['if_empty_reads'] / seeded if seeded else 0.0:.3f} per contact agents made). After the run, of the values agents entered "
+        f"in those fields, the example mapping kept {existing['mapping']['kept']} of "
+        f"{existing['mapping']['entered']} and overwrote {len(existing['mapping']['overwritten'])}; of the "
+        f"fields they left empty, the events filled {existing['mapping']['filled']} of "
+        f"{existing['mapping']['filled'] + existing['mapping']['empty']}.",
     ]
-    lines += methods_markdown(paths, names)
-    order = ("first", "change", "same", "group_first", "group_change", "group_same")
-    lines += kinds_markdown(paths, names, order, same_stream=False)
+    lines += methods_markdown(compared, names)
+    order = ("first", "first_existing", "change", "same", "group_first", "group_change", "group_same")
+    lines += kinds_markdown(compared, names, order, same_stream=False)
     lines += where_markdown(custom, names["mapping"])
     return lines
 
@@ -433,6 +486,12 @@ def bench_line(figures: Figures) -> str:
         ("mapping_ms_per_event", "{:.2f}"),
         ("mapping_ms_ratio", "{:.3f}"),
         ("mapping_cpu_ratio", "{:.3f}"),
+        ("seeded_contacts", "{}"),
+        ("contact_reads_default", "{}"),
+        ("contact_reads_mapping", "{}"),
+        ("if_empty_reads", "{}"),
+        ("if_empty_reads_per_seeded", "{:.3f}"),
+        ("agent_values_kept", "{}"),
     ]
     return "BENCH " + " ".join(f"{key}={fmt.format(v[key])}" for key, fmt in keys if key in v)
 
