@@ -186,16 +186,6 @@ class CompanySync(Conversation):
             if verdict.action is not Action.REAUTH:
                 return answer.body if isinstance(answer.body, dict) else {}
 
-    # -- the identity map ----------------------------------------------------------------------------
-    def _find(self) -> Known | None:
-        return self._with_map(self.map, lambda companies: companies.find(self.person_keys), None)
-
-    def _remember(self, known: Known) -> None:
-        self._with_map(self.map, lambda companies: companies.remember(self.person_keys, known), None)
-
-    def _forget(self) -> None:
-        self._with_map(self.map, lambda companies: companies.forget(self.person_keys), None)
-
 
 def _folded(domains: list[str]) -> set[str]:
     return {domain.casefold() for domain in domains}

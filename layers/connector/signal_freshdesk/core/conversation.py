@@ -14,7 +14,7 @@ from ..observability import count, logger
 from .backoff import retry_after_seconds
 from .credentials import Credentials, CredentialStore
 from .errors import ConfigError, SecretUnavailable, StoreUnavailable
-from .identity import IdentityKeys, identity_key_from_secret
+from .identity import IdentityKeys, Known, identity_key_from_secret
 from .model import Answer, Outcome, Result
 from .outcomes import Action, Verdict
 from .pacing import RateBudget
@@ -62,6 +62,7 @@ class Conversation:
         self.creds: Credentials = creds if creds is not None else credentials.get()
         self.keys = IdentityKeys(identity_key_from_secret(self.creds.webhook_token, self.creds.identity_key))
         self.person_keys: list[str] = []
+        self.remembered = False  # whether the map took what this event learnt
         self.reauthenticated = False
         self.attempted = False
         self.dropped: tuple[str, ...] = ()
@@ -119,6 +120,20 @@ class Conversation:
         except StoreUnavailable as exc:
             self._map_failed(exc)
             return fallback
+
+    def _find(self) -> Known | None:
+        return self._with_map(self.map, lambda entries: entries.find(self.person_keys), None)
+
+    def _remember(self, known: Known) -> None:
+        def remember(entries: IdentityMap) -> bool:
+            entries.remember(self.person_keys, known)
+            return True
+
+        if self._with_map(self.map, remember, False):
+            self.remembered = True
+
+    def _forget(self) -> None:
+        self._with_map(self.map, lambda entries: entries.forget(self.person_keys), None)
 
     def _map_failed(self, exc: Exception) -> None:
         logger.warning(

@@ -95,7 +95,6 @@ class ContactSync(Conversation):
         self.planned = planned
         self.create_when_withdrawn = create_when_withdrawn
         self.person_keys = self.keys.keys_for(planned.contact) if identity_map is not None else []
-        self.remembered = False
         self.held_on: IdentityMap | None = None  # the map a hold on this person was taken on, until let go
         self.company: dict[str, Any] | None = None  # {"company_id": n} once the named company is found
         self.resent = False  # a 400 naming only dispensable fields is answered by one re-send, not more
@@ -472,20 +471,6 @@ class ContactSync(Conversation):
         )
 
     # -- the identity map --------------------------------------------------------------------------
-    def _find(self) -> Known | None:
-        return self._with_map(self.map, lambda people: people.find(self.person_keys), None)
-
-    def _remember(self, known: Known) -> None:
-        def remember(people: IdentityMap) -> bool:
-            people.remember(self.person_keys, known)
-            return True
-
-        if self._with_map(self.map, remember, False):
-            self.remembered = True
-
-    def _forget(self) -> None:
-        self._with_map(self.map, lambda people: people.forget(self.person_keys), None)
-
     def _claim(self) -> bool:
         self.held_on = self.map
         return self._with_map(self.map, lambda people: people.claim(self.person_keys, PERSON_CLAIM_SECONDS), True)

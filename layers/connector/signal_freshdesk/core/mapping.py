@@ -78,8 +78,6 @@ def read_consent(event: Mapping[str, Any]) -> Consent:
 # Every trait the Default preset reads, in `context.traits` and top-level `traits` alike.
 NAME_KEYS = ("name", "firstName", "first_name", "lastName", "last_name")
 TRAIT_KEYS = (*NAME_KEYS, "email", "phone", "title", "company_id", "user_id")
-# The Default preset's rule per trait: what makes a value usable, and what it becomes.
-_TRAIT_RULES = {"email": "email", "phone": "phone", "company_id": "company_id", "user_id": "id"}
 
 # The old names of the conversions, which the Default preset's tests and tools use.
 normalise_email = to_email
@@ -89,8 +87,8 @@ normalise_user_id = to_id
 
 def company_id(value: object) -> int | None:
     """A positive integer (a Freshdesk id is 64-bit), or a string of digits made one."""
-    number = _to_integer(value)
-    return number if number is not None and number > 0 else None
+    number = _for_target("company_id", value, _to_integer)
+    return number if isinstance(number, int) else None
 
 
 def merged_traits(event: Mapping[str, Any], *, region: str = "GB") -> dict[str, Any]:
@@ -102,24 +100,20 @@ def merged_traits(event: Mapping[str, Any], *, region: str = "GB") -> dict[str, 
     """
     found = {}
     for key in TRAIT_KEYS:
-        convert = _trait_converter(key, region)
+        rule = _DEFAULT_RULE_OF_TRAIT[key]
+        convert = converter(rule.convert, region=region, table=rule.table, otherwise=rule.otherwise)
         for source in _trait_sources(event):
-            if key in source and convert(source[key]) is not None:
+            if key in source and _for_target(rule.target, source[key], convert) is not None:
                 found[key] = source[key]
                 break
     return found
 
 
 def contact_name(traits: Mapping[str, Any], email: str | None) -> str | None:
-    """`name`, else the first and last name joined by a space, else `email` (pass None for no fallback)."""
-    name = usable_text(traits.get("name"))
-    if name is None:
-        first = usable_text(traits.get("firstName")) or usable_text(traits.get("first_name"))
-        last = usable_text(traits.get("lastName")) or usable_text(traits.get("last_name"))
-        name = " ".join(part for part in (first, last) if part) or None
-    if name is None:
-        name = email
-    return cut(name)
+    """The Default preset's name from these traits: `name`, else the first and last name joined by a space,
+    else `email` (pass None for no fallback)."""
+    named = fill({"traits": traits}, DEFAULT_MAPPING.rules_for("name"), region="GB", creating=False, event_name="")
+    return named[0].value if named else cut(email)
 
 
 def external_id(event: Mapping[str, Any]) -> str | None:
@@ -133,7 +127,9 @@ def external_id(event: Mapping[str, Any]) -> str | None:
 
 def signup_method(event: Mapping[str, Any]) -> str | None:
     """`properties.method`, trimmed, at most 255 characters."""
-    return to_text(_mapping(event.get("properties")).get("method"))
+    (rule,) = DEFAULT_MAPPING.rules_for("custom_fields.signup_method")
+    value = _rule_value(rule, event, "GB")
+    return value if isinstance(value, str) else None
 
 
 def timestamp_of(event: Mapping[str, Any]) -> str:
@@ -174,17 +170,30 @@ def fill(
 ) -> list[Filled]:
     """The fields a body sends, in rule order: for each target, the first rule that applies and has a usable
     value. A create applies every rule; an update only `overwrite` and `if_empty` ones."""
+    created, updated = fill_bodies(event, rules, region=region, event_name=event_name)
+    return created if creating else updated
+
+
+def fill_bodies(
+    event: Mapping[str, Any], rules: Iterable[FieldRule], *, region: str, event_name: str | None = None
+) -> tuple[list[Filled], list[Filled]]:
+    """`fill` for the create and for the update at once, converting each rule's value once."""
     name = event_name_of(event) if event_name is None else event_name
-    filled: dict[str, Filled] = {}
+    created: dict[str, Filled] = {}
+    updated: dict[str, Filled] = {}
     for rule in rules:
-        if rule.target in filled or not rule.applies_to(name):
-            continue
-        if not creating and rule.policy == "create_only":
+        for_create = rule.target not in created
+        for_update = rule.policy != "create_only" and rule.target not in updated
+        if not (for_create or for_update) or not rule.applies_to(name):
             continue
         value = _rule_value(rule, event, region)
         if value is not None:
-            filled[rule.target] = Filled(rule.target, value, rule)
-    return list(filled.values())
+            item = Filled(rule.target, value, rule)
+            if for_create:
+                created[rule.target] = item
+            if for_update:
+                updated[rule.target] = item
+    return list(created.values()), list(updated.values())
 
 
 def body_of(filled: Iterable[Filled]) -> dict[str, Any]:
@@ -273,14 +282,13 @@ def plan_event(
             return Drop(DropReason.CONSENT_DENIED, message_id)
         if consent is Consent.MISSING:
             return Drop(DropReason.CONSENT_MISSING, message_id)
-    name = event_name_of(event)
-    contact = _create_body(fill(event, mapping.fields, region=region, creating=True, event_name=name), consent)
+    created, updated = fill_bodies(event, mapping.fields, region=region)
+    contact = _create_body(created, consent)
     if not any(key in contact for key in IDENTIFIERS):
         denied = withdrawal and consent_mode == "require"
         return Drop(DropReason.CONSENT_DENIED if denied else DropReason.ANONYMOUS, message_id)
     if "name" not in contact and not withdrawal and selected is not Operation.UPDATE:
         return Drop(DropReason.MISSING_NAME, message_id)
-    updated = fill(event, mapping.fields, region=region, creating=False, event_name=name)
     return PlannedContact(
         selected,
         contact,
@@ -333,15 +341,13 @@ def plan_company(
     domain = company_domain(traits.get("website")) or company_domain(traits.get("domain"))
     domains = [domain] if domain else []
     group_id = to_id(event.get("groupId"))
-    rules = mapping.company_fields
-    created = body_of(fill(group_event, rules, region=region, creating=True, event_name="group"))
-    updated = body_of(fill(group_event, rules, region=region, creating=False, event_name="group"))
+    created, updated = fill_bodies(group_event, mapping.company_fields, region=region, event_name="group")
     head = {"name": name, **({"domains": domains} if domains else {})}
     return PlannedCompany(
-        {**head, **created},
+        {**head, **body_of(created)},
         message_id,
         group_id=group_id,
-        update={**head, **updated},
+        update={**head, **body_of(updated)},
         timestamp=timestamp_of(event),
         person=f"group:{group_id}" if group_id else f"company:{name.casefold()}",
     )
@@ -355,13 +361,6 @@ def _mapping(value: object) -> Mapping[str, Any]:
 def _trait_sources(event: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     """Top-level `traits` first (they win, when usable), then `context.traits`."""
     return _mapping(event.get("traits")), _mapping(_mapping(event.get("context")).get("traits"))
-
-
-def _trait_converter(key: str, region: str) -> Any:
-    rule = _TRAIT_RULES.get(key, "text")
-    if rule == "company_id":
-        return company_id
-    return converter(rule, region=region)
 
 
 def _values_at(event: Mapping[str, Any], path: Path_) -> Iterable[Any]:
@@ -403,7 +402,7 @@ def _for_target(target: str, raw: Any, convert: Any) -> Any:
         emails = list(dict.fromkeys(email for item in items if (email := convert(item)) is not None))
         return emails or None
     value = convert(raw)
-    if target == "company_id":
+    if target == "company_id":  # a Freshdesk id: positive
         return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
     return value
 
@@ -417,3 +416,21 @@ def _create_body(filled: list[Filled], consent: Consent | None) -> dict[str, Any
         if custom:
             contact["custom_fields"] = custom
     return contact
+
+
+def _trait_keys_of(rule: FieldRule) -> list[str]:
+    """The `traits.<key>` a rule reads, its joins' parts included."""
+    paths = [path for source in rule.sources for path in (source.parts if isinstance(source, Join) else [(source,)])]
+    return [step[1] for group in paths for step in group if len(step) == 2 and step[0] == "traits"]
+
+
+def _rule_of_trait(mapping: ContactMapping) -> dict[str, FieldRule]:
+    """Which rule judges each trait a mapping reads: the first that reads it."""
+    found: dict[str, FieldRule] = {}
+    for rule in mapping.fields:
+        for key in _trait_keys_of(rule):
+            found.setdefault(key, rule)
+    return found
+
+
+_DEFAULT_RULE_OF_TRAIT = _rule_of_trait(DEFAULT_MAPPING)
